@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Subcommands of bulkhead-agent, one file each, dispatched from the table in main.c. */
+#ifndef AGENT_CMD_H
+#define AGENT_CMD_H
+
+/* Each returns the process exit status: 0 success, 1 failure, 2 usage error. */
+int cmd_dataplane(int argc, char **argv);
+
+#endif

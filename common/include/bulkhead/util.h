@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef BULKHEAD_UTIL_H
+#define BULKHEAD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Monotonic and boot-time clocks in nanoseconds. Never fail. */
+uint64_t bh_now_mono_ns(void);
+uint64_t bh_now_boot_ns(void);
+
+/* Converts a CLOCK_BOOTTIME timestamp in ns (what the BPF programs record) to Unix epoch ns. */
+uint64_t bh_boot_ns_to_unix_ns(uint64_t boot_ns);
+
+/*
+ * Parses an address with optional "/len" ("198.18.0.0/15", "fd00:b1::1"). On success fills addr
+ * (4 or 16 bytes, network order), *alen (4 or 16) and *plen (the full length if none was given) and
+ * returns 0; returns -EINVAL on anything else.
+ */
+int bh_parse_prefix(const char *s, uint8_t addr[16], int *alen, int *plen);
+
+/* Formats an address of alen bytes (4 or 16) into buf (at least 46 bytes). Returns buf. */
+const char *bh_format_addr(const uint8_t *addr, int alen, char *buf, size_t len);
+
+/* Parses an unsigned decimal in [0, max]. Returns 0 or -EINVAL / -ERANGE. */
+int bh_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* Reads a whole file (at most max bytes) into a malloc'd, NUL-terminated buffer. On success the
+ * caller owns *out and 0 is returned; on failure a negative errno (-EFBIG past max). "-" reads
+ * stdin. */
+int bh_read_file(const char *path, size_t max, char **out, size_t *len);
+
+#endif
