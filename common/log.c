@@ -75,14 +75,18 @@ void bh_log_emit(int level, const char *fmt, ...)
 
 static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
-	int level = lvl == LIBBPF_WARN ? LOG_WARNING : lvl == LIBBPF_INFO ? LOG_INFO : LOG_DEBUG;
+	int level = lvl == LIBBPF_WARN ? LOG_WARNING : LOG_DEBUG;
+	char line[2048];
 
-	/* libbpf's info lines are chatter at our level of abstraction: show them with debug. */
-	if (lvl == LIBBPF_INFO)
-		level = LOG_DEBUG;
+	/* libbpf's info lines are chatter at our level of abstraction: they show with debug. */
 	if (level > bh_log_level)
 		return 0;
-	log_vemit(level, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	/* bpf_tc_hook_create() on an interface that already has clsact says so through netlink;
+	 * the caller gets -EEXIST and expects it. */
+	if (strstr(line, "Exclusivity flag on"))
+		level = LOG_DEBUG;
+	bh_log(level, "%s", line);
 	return 0;
 }
 
