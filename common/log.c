@@ -46,6 +46,8 @@ int bh_log_level_parse(const char *name)
 	return -1;
 }
 
+static void log_vemit(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void log_vemit(int level, const char *fmt, va_list ap)
 {
 	char line[2048];
@@ -72,6 +74,9 @@ void bh_log_emit(int level, const char *fmt, ...)
 	log_vemit(level, fmt, ap);
 	va_end(ap);
 }
+
+static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
