@@ -9,5 +9,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("tc")
 int bh_tc_empty(struct __sk_buff *skb)
 {
+	(void)skb;
 	return TC_ACT_OK;
 }
