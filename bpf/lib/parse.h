@@ -219,8 +219,12 @@ static __always_inline int bh_parse_ipv4(struct __sk_buff *skb, __u32 off, struc
 	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
 		return BH_PARSE_MALFORMED;
 	ihl = (ip.ver_ihl & 0xf) * 4;
-	if ((ip.ver_ihl >> 4) != 4 || ihl < sizeof(ip) || bpf_ntohs(ip.tot_len) < ihl ||
-	    off + bpf_ntohs(ip.tot_len) > skb->len)
+	if ((ip.ver_ihl >> 4) != 4 || ihl < sizeof(ip))
+		return BH_PARSE_MALFORMED;
+	/* tot_len 0 is how BIG TCP marks a GSO packet over 64 KiB: its length is the skb's. */
+	if (ip.tot_len && (bpf_ntohs(ip.tot_len) < ihl || off + bpf_ntohs(ip.tot_len) > skb->len))
+		return BH_PARSE_MALFORMED;
+	if (off + ihl > skb->len)
 		return BH_PARSE_MALFORMED;
 	p->family = 2;
 	p->proto = ip.protocol;
