@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bh_bench pkt: nanoseconds per packet of the ingress program through BPF_PROG_TEST_RUN, against
+ * the empty tc program, for rule sets from 10 to 1M policy entries and for large ipcaches; also
+ * how long a snapshot of that size takes to apply, and the kernel memory each entry costs.
+ *
+ * Runs in a private network namespace: BPF_PROG_TEST_RUN gives the skb that namespace's lo
+ * (ifindex 1), so the endpoint is "lo", and attaching to it touches nothing outside.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bench.h"
+#include "bh_empty.skel.h"
+#include "dataplane.h"
+
+#define MATCH_PORT 8443
+#define DENY_PORT  7 /* no rule for the client on this port: default deny */
+#define PKT_LEN	   54
+
+struct pkt_case {
+	const char *what;  /* node name suffix */
+	const char *title; /* row label */
+	size_t policy;	   /* policy entries, the matching rule included */
+	size_t fill;	   /* ipcache filler prefixes */
+	bool flat;	   /* part of the 10 .. 1M flatness series */
+};
+
+static const struct pkt_case cases[] = {
+	{"p10", "10 policy entries", 10, 0, true},
+	{"p1k", "1k policy entries", 1000, 0, true},
+	{"p100k", "100k policy entries", 100000, 0, true},
+	{"p1m", "1M policy entries", 1000000, 0, true},
+	{"c1k", "1k entries + 1k CIDRs in ipcache", 1000, 1000, false},
+	{"c100k", "1k entries + 100k CIDRs in ipcache", 1000, 100000, false},
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+struct pkt_result {
+	bool done;
+	double syn, syn_empty, ack, ack_empty; /* medians, ns */
+	double apply_ms, settle_ms, raw_ms;
+	uint64_t pol_mem0, pol_mem1, ipc_mem0, ipc_mem1;
+	uint32_t n_policy, n_ipcache, policy_max;
+};
+
+/* ---- packets ------------------------------------------------------------------------------- */
+
+static uint16_t csum16(const uint8_t *p, size_t len)
+{
+	uint32_t s = 0;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+/* Ethernet + IPv4 + TCP (no options), client -> server. */
+static void tcp4_pkt(uint8_t *b, uint16_t sport, uint16_t dport, uint8_t flags)
+{
+	uint8_t *ip = b + 14, *tcp = ip + 20;
+
+	memset(b, 0, PKT_LEN);
+	memcpy(b, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00", 14);
+	ip[0] = 0x45;
+	put16(ip + 2, 40);
+	put16(ip + 4, 1);
+	put16(ip + 6, 0x4000); /* DF */
+	ip[8] = 64;
+	ip[9] = 6;
+	put32(ip + 12, BENCH_CLIENT_ADDR);
+	put32(ip + 16, BENCH_SERVER_ADDR);
+	put16(ip + 10, csum16(ip, 20));
+	put16(tcp, sport);
+	put16(tcp + 2, dport);
+	put32(tcp + 4, 1000);
+	put32(tcp + 8, flags & 0x10 ? 2000 : 0);
+	tcp[12] = 5 << 4;
+	tcp[13] = flags;
+	put16(tcp + 14, 65535);
+}
+
+static int test_run(int prog_fd, const uint8_t *pkt, uint32_t repeat, uint32_t *retval, double *ns)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = PKT_LEN,
+		    .repeat = repeat);
+
+	if (bpf_prog_test_run_opts(prog_fd, &o) < 0) {
+		bench_log("BPF_PROG_TEST_RUN: %s", strerror(errno));
+		return -errno;
+	}
+	*retval = o.retval;
+	if (ns)
+		*ns = o.duration; /* the kernel's average per run, in ns */
+	return 0;
+}
+
+/* ---- checks -------------------------------------------------------------------------------- */
+
+struct flow_check {
+	uint64_t allowed; /* packets allowed by the client's rule */
+	uint64_t denied;  /* packets denied by the default */
+};
+
+static int flow_cb(const struct agent_dp_flow *f, void *ctx)
+{
+	struct flow_check *c = ctx;
+
+	if (f->key.rule_id == BENCH_MATCH_RULE && f->key.verdict == BH_VERDICT_ALLOW)
+		c->allowed += f->val.packets;
+	if (f->key.rule_id == BENCH_DENY_RULE && f->key.verdict == BH_VERDICT_DENY)
+		c->denied += f->val.packets;
+	return 0;
+}
+
+/* The raw cost floor of writing n policy keys: one bpf_map_update_elem() each into a fresh hash
+ * map of the same kind as a generation. Returns ms or a negative value on failure. */
+static double raw_write_ms(const Bulkhead__NodePolicy *np, uint32_t max)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_NO_PREALLOC);
+	struct bh_policy_key k;
+	struct bh_policy_val v = {0};
+	uint64_t t0;
+	double ms;
+	int fd;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_raw", sizeof(k), sizeof(v), max, &mo);
+	if (fd < 0)
+		return -1;
+	t0 = bench_now_ns();
+	for (size_t i = 0; i < np->n_rules; i++) {
+		bench_rule_key(np->rules[i], &k);
+		v.rule_id = np->rules[i]->rule_id;
+		if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	ms = (double)(bench_now_ns() - t0) / 1e6;
+	close(fd);
+	return ms;
+}
+
+/* ---- one case ------------------------------------------------------------------------------ */
+
+static int run_case(const struct pkt_case *c, const char *run_id, int empty_fd, int runs,
+		    uint32_t repeat, struct pkt_result *res)
+{
+	struct bench_gen g = {
+		.ifname = "lo",
+		.n_rules = c->policy - 1,
+		.ports_per_peer = 50000,
+		.match_port = MATCH_PORT,
+		.n_fill = c->fill,
+		.cover = c->fill > 0,
+	};
+	struct agent_dp_opts o = {
+		.load = true,
+		.policy_max = (uint32_t)c->policy + 16,
+		.ipcache_max = (uint32_t)c->fill + 64,
+		.ct_max = 4096,
+		.flows_max = 4096,
+	};
+	struct bench_policy *bp = NULL;
+	struct agent_dp *dp = NULL;
+	struct agent_dp_info info;
+	struct bh_error err = {0};
+	struct flow_check fc = {0};
+	uint8_t syn[PKT_LEN], ack[PKT_LEN], deny[PKT_LEN];
+	double *v = calloc((size_t)runs * 4, sizeof(double));
+	char node[64];
+	uint32_t ret = 0;
+	uint64_t t0;
+	int rc, fd;
+
+	if (!v)
+		return -ENOMEM;
+	o.node = bench_node(node, sizeof(node), run_id, c->what);
+	res->policy_max = o.policy_max;
+	rc = bench_policy_build(&bp, &g, 1);
+	if (rc) {
+		bench_log("%s: building the rule set: %s", c->title, strerror(-rc));
+		goto out;
+	}
+	rc = agent_dp_open(&dp, &o, &err);
+	if (rc) {
+		bench_log("%s: opening the datapath: %s", c->title, err.msg);
+		goto out;
+	}
+	fd = agent_dp_prog_fd(dp, BH_DIR_INGRESS);
+	agent_dp_info(dp, &info);
+	res->pol_mem0 = info.maps[AGENT_DP_POLICY].memlock;
+	res->ipc_mem0 = info.maps[AGENT_DP_IPCACHE].memlock;
+
+	res->raw_ms = raw_write_ms(&bp->np, o.policy_max);
+	t0 = bench_now_ns();
+	rc = agent_dp_apply_snapshot(dp, &bp->np, &err);
+	res->apply_ms = (double)(bench_now_ns() - t0) / 1e6;
+	if (rc) {
+		bench_log("%s: applying the snapshot: %s", c->title, err.msg);
+		goto out;
+	}
+	t0 = bench_now_ns();
+	rc = agent_dp_settle(dp, &err);
+	res->settle_ms = (double)(bench_now_ns() - t0) / 1e6;
+	if (rc) {
+		bench_log("%s: settling: %s", c->title, err.msg);
+		goto out;
+	}
+	agent_dp_info(dp, &info);
+	res->pol_mem1 = info.maps[AGENT_DP_POLICY].memlock;
+	res->ipc_mem1 = info.maps[AGENT_DP_IPCACHE].memlock;
+	res->n_policy = info.maps[AGENT_DP_POLICY].used;
+	res->n_ipcache = info.maps[AGENT_DP_IPCACHE].used;
+	bench_log("%s: snapshot applied in %.1f ms, settled in %.1f ms (raw map writes %.1f ms); "
+		  "%u policy entries, %u prefixes",
+		  c->title, res->apply_ms, res->settle_ms, res->raw_ms, res->n_policy,
+		  res->n_ipcache);
+	if (res->n_policy != c->policy) {
+		bench_log("%s: the policy map holds %u entries, want %zu", c->title, res->n_policy,
+			  c->policy);
+		rc = -EPROTO;
+		goto out;
+	}
+
+	/* Sanity: the rule set enforces (a denied port drops), the client's SYN is allowed by its
+	 * rule, and the flow counters say which rule decided. */
+	tcp4_pkt(syn, 40000, MATCH_PORT, 0x02);
+	tcp4_pkt(ack, 40000, MATCH_PORT, 0x10);
+	tcp4_pkt(deny, 40001, DENY_PORT, 0x02);
+	agent_dp_flows_drain(dp, NULL, NULL);
+	rc = test_run(fd, deny, 1, &ret, NULL);
+	if (!rc && ret != 2 /* TC_ACT_SHOT */) {
+		bench_log("%s: a SYN to a port without a rule got verdict %u, want drop", c->title,
+			  ret);
+		rc = -EPROTO;
+	}
+	rc = rc ?: test_run(fd, syn, 1, &ret, NULL);
+	if (!rc && ret != 0 /* TC_ACT_OK */) {
+		bench_log("%s: the allowed SYN got verdict %u, want pass", c->title, ret);
+		rc = -EPROTO;
+	}
+	rc = rc ?: test_run(fd, ack, 1, &ret, NULL);
+	if (!rc && ret != 0) {
+		bench_log("%s: the established ACK got verdict %u, want pass", c->title, ret);
+		rc = -EPROTO;
+	}
+	if (rc)
+		goto out;
+	agent_dp_flows_drain(dp, flow_cb, &fc);
+	if (fc.allowed != 2 || fc.denied != 1) {
+		bench_log("%s: flow counters: %llu packets allowed by the client's rule (want 2), "
+			  "%llu denied by default (want 1)",
+			  c->title, (unsigned long long)fc.allowed, (unsigned long long)fc.denied);
+		rc = -EPROTO;
+		goto out;
+	}
+
+	/* Interleaved, so that drift hits the program and its baseline alike. */
+	for (int r = 0; r < runs; r++) {
+		rc = test_run(empty_fd, syn, repeat, &ret, &v[r]);
+		rc = rc ?: test_run(fd, syn, repeat, &ret, &v[runs + r]);
+		rc = rc ?: test_run(empty_fd, ack, repeat, &ret, &v[2 * runs + r]);
+		rc = rc ?: test_run(fd, ack, repeat, &ret, &v[3 * runs + r]);
+		if (rc)
+			goto out;
+	}
+	res->syn_empty = bench_median(v, (size_t)runs);
+	res->syn = bench_median(v + runs, (size_t)runs);
+	res->ack_empty = bench_median(v + 2 * runs, (size_t)runs);
+	res->ack = bench_median(v + 3 * runs, (size_t)runs);
+	res->done = true;
+	bench_log("%s: SYN %.0f ns (empty %.0f), ACK %.0f ns (empty %.0f)", c->title, res->syn,
+		  res->syn_empty, res->ack, res->ack_empty);
+out:
+	if (dp) {
+		struct bh_error e2 = {0};
+
+		if (agent_dp_detach(dp, &e2))
+			bench_log("%s: detaching: %s", c->title, e2.msg);
+		agent_dp_close(dp);
+	}
+	bench_policy_free(bp);
+	free(v);
+	return rc;
+}
+
+/* ---- report -------------------------------------------------------------------------------- */
+
+static void rows_pkt(const struct pkt_result *res)
+{
+	for (size_t i = 0; i < NCASES; i++) {
+		const struct pkt_result *r = &res[i];
+
+		if (!r->done)
+			continue;
+		bench_row("1 ns/pkt",
+			  bench_fmt("new flow (SYN, policy lookup), %s", cases[i].title),
+			  bench_fmt("%.0f ns (+%.0f)", r->syn, r->syn - r->syn_empty),
+			  bench_fmt("empty prog %.0f ns", r->syn_empty),
+			  bench_fmt("%.2fx", r->syn / r->syn_empty), "<= +60 ns over empty",
+			  r->syn - r->syn_empty <= 60 ? "ok" : "MISS");
+	}
+	for (size_t i = 0; i < NCASES; i++) {
+		const struct pkt_result *r = &res[i];
+
+		if (!r->done)
+			continue;
+		bench_row("1 ns/pkt",
+			  bench_fmt("established (ACK, conntrack hit), %s", cases[i].title),
+			  bench_fmt("%.0f ns (+%.0f)", r->ack, r->ack - r->ack_empty),
+			  bench_fmt("empty prog %.0f ns", r->ack_empty),
+			  bench_fmt("%.2fx", r->ack / r->ack_empty), "-", "-");
+	}
+	/* Flatness: every size of the series against the smallest. */
+	for (int path = 0; path < 2; path++) {
+		double base = 0, lo = 0, hi = 0;
+		size_t n = 0, first = 0, last = 0;
+
+		for (size_t i = 0; i < NCASES; i++) {
+			double x = path == 0 ? res[i].syn : res[i].ack;
+
+			if (!cases[i].flat || !res[i].done)
+				continue;
+			if (n++ == 0) {
+				base = lo = hi = x;
+				first = i;
+			}
+			lo = x < lo ? x : lo;
+			hi = x > hi ? x : hi;
+			last = i;
+		}
+		if (n < 2)
+			continue;
+		bench_row(
+			"1 ns/pkt",
+			bench_fmt("%s path, flatness %zu .. %zu entries", path == 0 ? "SYN" : "ACK",
+				  cases[first].policy, cases[last].policy),
+			bench_fmt("%.0f .. %.0f ns", lo, hi),
+			bench_fmt("%zu entries %.0f ns", cases[first].policy, base),
+			bench_fmt("%.2fx .. %.2fx", lo / base, hi / base),
+			path == 0 ? "within +-15%" : "-",
+			path == 0 ? (lo / base >= 0.85 && hi / base <= 1.15 ? "ok" : "MISS") : "-");
+	}
+	for (size_t i = 0; i < NCASES; i++) {
+		const struct pkt_result *r = &res[i];
+
+		if (!r->done || !cases[i].flat)
+			continue;
+		bench_row("1 snapshot", bench_fmt("apply %s (until the flip)", cases[i].title),
+			  bench_fmt("%.1f ms", r->apply_ms),
+			  bench_fmt("raw map writes %.1f ms", r->raw_ms),
+			  bench_fmt("%.2fx", r->apply_ms / r->raw_ms), "-", "-");
+		bench_row("1 snapshot", bench_fmt("settle %s (other generation)", cases[i].title),
+			  bench_fmt("%.1f ms", r->settle_ms),
+			  bench_fmt("raw map writes %.1f ms", r->raw_ms),
+			  bench_fmt("%.2fx", r->settle_ms / r->raw_ms), "-", "-");
+	}
+	/* Memory: the policy map's memlock with N entries minus with none, both generations. */
+	for (size_t i = 0; i < NCASES; i++) {
+		const struct pkt_result *r = &res[i];
+		double per_rule, per_gen;
+
+		if (!r->done || !cases[i].flat || cases[i].policy < 1000)
+			continue;
+		per_rule = (double)(r->pol_mem1 - r->pol_mem0) / r->n_policy;
+		per_gen = per_rule / 2;
+		bench_row("4 memory",
+			  bench_fmt("policy, %s: per entry per generation", cases[i].title),
+			  bench_fmt("%.1f B", per_gen), "key+value 24 B",
+			  bench_fmt("%.2fx", per_gen / 24), "<= 100 B",
+			  per_gen <= 100 ? "ok" : "MISS");
+		bench_row("4 memory",
+			  bench_fmt("policy, %s: per rule (both generations)", cases[i].title),
+			  bench_fmt("%.1f B", per_rule), "key+value 24 B",
+			  bench_fmt("%.2fx", per_rule / 24), "<= 100 B",
+			  per_rule <= 100 ? "ok" : "MISS");
+		bench_row("4 memory",
+			  bench_fmt("policy maps empty, sized for %u (both generations)",
+				    r->policy_max),
+			  bench_fmt("%.2f MiB", (double)r->pol_mem0 / (1 << 20)),
+			  bench_fmt("filled %.2f MiB", (double)r->pol_mem1 / (1 << 20)),
+			  bench_fmt("%.2fx", (double)r->pol_mem0 / (double)r->pol_mem1), "-", "-");
+	}
+	for (size_t i = 0; i < NCASES; i++) {
+		const struct pkt_result *r = &res[i];
+		double per_gen;
+
+		if (!r->done || cases[i].fill < 100000)
+			continue;
+		per_gen = (double)(r->ipc_mem1 - r->ipc_mem0) / r->n_ipcache / 2;
+		bench_row(
+			"4 memory",
+			bench_fmt("ipcache, %u prefixes: per prefix per generation", r->n_ipcache),
+			bench_fmt("%.1f B", per_gen), "key+value 32 B",
+			bench_fmt("%.2fx", per_gen / 32), "-", "-");
+	}
+}
+
+/* ---- the subcommand ------------------------------------------------------------------------ */
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bh_bench pkt [--run-id ID] [--runs N] [--repeat N] "
+			"[--max-entries N]\n");
+}
+
+int bench_cmd_pkt(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"run-id", required_argument, NULL, 'i'},
+		{"runs", required_argument, NULL, 'n'},
+		{"repeat", required_argument, NULL, 'r'},
+		{"max-entries", required_argument, NULL, 'm'},
+		{0},
+	};
+	struct pkt_result res[NCASES] = {0};
+	struct bh_empty *empty = NULL;
+	char pid[16];
+	const char *run_id = NULL;
+	unsigned long runs = 7, repeat = 1000000, max_entries = 1000000;
+	int c, rc = 0, empty_fd;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			run_id = optarg;
+			break;
+		case 'n':
+			runs = strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			repeat = strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			max_entries = strtoul(optarg, NULL, 10);
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (!runs || runs > 1000 || !repeat || repeat > UINT32_MAX) {
+		usage();
+		return 2;
+	}
+	if (!run_id) {
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		run_id = pid;
+	}
+	if (bench_private_netns())
+		return 1;
+	empty = bh_empty__open_and_load();
+	if (!empty) {
+		bench_log("loading the empty program: %s", strerror(errno));
+		return 1;
+	}
+	empty_fd = bpf_program__fd(empty->progs.bh_tc_empty);
+	for (size_t i = 0; i < NCASES; i++) {
+		if (cases[i].policy > max_entries)
+			continue;
+		rc = run_case(&cases[i], run_id, empty_fd, (int)runs, (uint32_t)repeat, &res[i]);
+		if (rc)
+			break;
+	}
+	rows_pkt(res);
+	bh_empty__destroy(empty);
+	return rc ? 1 : 0;
+}
