@@ -34,8 +34,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 status=0
-echo "== tests under ASan + UBSan (decoders of untrusted input) =="
-ctest --test-dir "$top/build-asan" --output-on-failure -L decoder "$@" || status=1
+echo "== tests under ASan + UBSan (wire, PKI and decoders of untrusted input) =="
+ctest --test-dir "$top/build-asan" --output-on-failure -L asan "$@" || status=1
 echo "== all tests =="
 ctest --test-dir "$top/build" --output-on-failure "$@" || status=1
 exit $status
