@@ -134,7 +134,7 @@ run_batch() {
 	local i rc bp=()
 	for i in "${!b_cmd[@]}"; do
 		eval "${b_cmd[$i]}" >"$TMP/probe.$i" 2>&1 &
-		bp[$i]=$!
+		bp[i]=$!
 	done
 	for i in "${!b_cmd[@]}"; do
 		wait "${bp[$i]}"
