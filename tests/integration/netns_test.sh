@@ -106,10 +106,8 @@ trap 'echo "not ok - interrupted"; exit 1' INT TERM
 ) &
 watchdog=$!
 
-in_a() { ip netns exec "$NS_A" "$@"; }
-in_A() { in_a "$@"; }
-in_b() { ip netns exec "$NS_B" "$@"; }
-in_B() { in_b "$@"; }
+in_A() { ip netns exec "$NS_A" "$@"; }
+in_B() { ip netns exec "$NS_B" "$@"; }
 dp() { "$CLI" dataplane -n "$NODE" --netns "$NS_B" "$@"; }
 
 # Polls COMMAND... every 0.1 s for up to SECONDS; succeeds as soon as it does.
@@ -151,7 +149,8 @@ run_batch() {
 	b_cmd=()
 }
 
-# probe tcp|udp SIDE SRC DST PORT [more bh_probe options]: a probe from namespace SIDE
+# tcp_pass|tcp_block|udp_pass|udp_block|ping_pass|ping_block SIDE SRC DST [PORT] [OPTIONS]:
+# the command string of a probe from namespace SIDE (A or B), source address SRC.
 tcp_pass() { echo "in_$1 $PROBE tcp -t $T_PASS -s $2 $3 $4"; }
 tcp_block() { echo "in_$1 $PROBE tcp -t $T_BLOCK -s $2 $3 $4"; }
 udp_pass() { echo "in_$1 $PROBE udp -t $T_PASS -s $2 $3 $4 ${5:-}"; }
@@ -229,12 +228,13 @@ if ! setup >"$TMP/setup.log" 2>&1; then
 	exit 1
 fi
 
-# Servers. B: the protected workload. A: targets for B's own (egress) connections. Started as
-# plain commands (ip netns exec execs the probe), so that $! is the server's own pid.
 # The first and last CPU this test may run on (for the two-CPU flow case below).
 read -r cpu_first cpu_last < <(awk '/^Cpus_allowed_list/ {
 	n = split($2, r, ","); split(r[1], a, "-"); m = split(r[n], b, "-"); print a[1], b[m] }' \
 	/proc/self/status)
+# Servers. B: the protected workload (udp/5002 pinned to the last CPU). A: targets for B's own
+# (egress) connections. Started as plain commands (ip netns exec and taskset exec the probe), so
+# that $! is the server's own pid.
 ip netns exec "$NS_B" taskset -c "$cpu_last" "$PROBE" serve udp:5002 >"$TMP/serve-b2" 2>&1 &
 pids+=($!)
 ip netns exec "$NS_B" "$PROBE" serve tcp:7000 tcp:7999 tcp:8000 tcp:8050 tcp:8100 tcp:8101 \
@@ -345,11 +345,11 @@ check "events: the denied SYN to tcp/8101 reported as deny by default rule 100" 
 # ---- revocation cuts established connections --------------------------------------------------
 
 GO=$TMP/go
-in_a "$PROBE" hold -t 3000 -s 198.18.1.1 198.18.1.2 7000 "$GO" >"$TMP/hold-7000-v4" 2>&1 &
+in_A "$PROBE" hold -t 3000 -s 198.18.1.1 198.18.1.2 7000 "$GO" >"$TMP/hold-7000-v4" 2>&1 &
 h1=$!
-in_a "$PROBE" hold -t 3000 -s fd00:b1::1 fd00:b1::2 7000 "$GO" >"$TMP/hold-7000-v6" 2>&1 &
+in_A "$PROBE" hold -t 3000 -s fd00:b1::1 fd00:b1::2 7000 "$GO" >"$TMP/hold-7000-v6" 2>&1 &
 h2=$!
-in_a "$PROBE" hold -t "$T_PASS" -s 198.18.1.1 198.18.1.2 8000 "$GO" >"$TMP/hold-8000" 2>&1 &
+in_A "$PROBE" hold -t "$T_PASS" -s 198.18.1.1 198.18.1.2 8000 "$GO" >"$TMP/hold-8000" 2>&1 &
 h3=$!
 if poll 10 grep -q established "$TMP/hold-7000-v4" && poll 10 grep -q established "$TMP/hold-7000-v6" &&
 	poll 10 grep -q established "$TMP/hold-8000"; then
@@ -402,7 +402,7 @@ expect "observe: udp/5011 to the observing endpoint passes, echo comes back" pas
 expect "observe: icmp echo to the observing endpoint passes" pass \
 	"$(ping_pass A 198.18.2.1 198.18.2.2)"
 run_batch
-check "observe: 5 datagrams to udp/6001 sent" in_a "$PROBE" send -n 5 -s 198.18.2.1 198.18.2.2 6001
+check "observe: 5 datagrams to udp/6001 sent" in_A "$PROBE" send -n 5 -s 198.18.2.1 198.18.2.2 6001
 check_flow "observe: flows report udp/6001 as would-deny, default rule 110, packets == 5" 5 \
 	'"src":1001,"dst":1003,"proto":17,"port":6001,"direction":"ingress","verdict":"would-deny","rule":110,'
 # Replies are counted on the flow they answer: the echo exchanges count both ways.
@@ -415,16 +415,16 @@ check "observe: flows report the tcp/7999 connection as would-deny, rule 110" fl
 
 check "flows: drain before the probe" reset_flows
 check "flows: 7 datagrams to allowed udp/6000 (v4) sent" \
-	in_a "$PROBE" send -n 7 -s 198.18.1.1 198.18.1.2 6000
+	in_A "$PROBE" send -n 7 -s 198.18.1.1 198.18.1.2 6000
 check_flow "flows: udp/6000 v4 counted as allow by rule 24, packets == 7" 7 \
 	'"src":1001,"dst":1002,"proto":17,"port":6000,"direction":"ingress","verdict":"allow","rule":24,'
 check "flows: 4 datagrams to not-allowed udp/6001 sent" \
-	in_a "$PROBE" send -n 4 -s 198.18.1.1 198.18.1.2 6001
+	in_A "$PROBE" send -n 4 -s 198.18.1.1 198.18.1.2 6001
 check_flow "flows: udp/6001 counted as deny by default rule 100, packets == 4" 4 \
 	'"src":1001,"dst":1002,"proto":17,"port":6001,"direction":"ingress","verdict":"deny","rule":100,'
 check "flows: drain before the v6 probe" reset_flows
 check "flows: 3 datagrams to allowed udp/6000 (v6) sent" \
-	in_a "$PROBE" send -n 3 -s fd00:b1::1 fd00:b1::2 6000
+	in_A "$PROBE" send -n 3 -s fd00:b1::1 fd00:b1::2 6000
 check_flow "flows: udp/6000 v6 counted as allow by rule 24, packets == 3" 3 \
 	'"src":1001,"dst":1002,"proto":17,"port":6000,"direction":"ingress","verdict":"allow","rule":24,'
 # Fragments, counted: 3000 bytes of UDP leave A as 3 IPv4 fragments. Two datagrams on one socket
@@ -432,7 +432,7 @@ check_flow "flows: udp/6000 v6 counted as allow by rule 24, packets == 3" 3 \
 # fragment whose first was never seen (rule 3).
 check "flows: drain before the fragment probe" reset_flows
 check "flows: 2 datagrams of 3000 bytes to allowed udp/6000 (v4) sent from one socket" \
-	in_a "$PROBE" send -n 2 -z 3000 -s 198.18.1.1 198.18.1.2 6000
+	in_A "$PROBE" send -n 2 -z 3000 -s 198.18.1.1 198.18.1.2 6000
 check_flow "flows: all 6 fragments counted as allow by rule 24" 6 \
 	'"src":1001,"dst":1002,"proto":17,"port":6000,"direction":"ingress","verdict":"allow","rule":24,'
 n=$(flow_packets '"direction":"ingress","verdict":"deny","rule":3,')
@@ -449,7 +449,7 @@ if [ "$cpu_first" != "$cpu_last" ]; then
 	check "flows: drain before the two-CPU probe" reset_flows
 	t0=$(date +%s%N)
 	check "flows: udp/5002 echo with request and reply on different CPUs" \
-		in_a taskset -c "$cpu_first" "$PROBE" udp -t $T_PASS -s 198.18.1.1 198.18.1.2 5002
+		in_A taskset -c "$cpu_first" "$PROBE" udp -t $T_PASS -s 198.18.1.1 198.18.1.2 5002
 	pat='"src":1001,"dst":1002,"proto":17,"port":5002,"direction":"ingress","verdict":"allow","rule":23,'
 	flows_reach 2 "$pat"
 	first=$(flow_field first_seen "$pat")
