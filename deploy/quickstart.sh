@@ -95,6 +95,7 @@ install_packages() {
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
 		say "installing Debian packages: ${missing[*]}"
+		apt-get update -qq || die "apt-get update failed"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			"${missing[@]}" || die "installing ${missing[*]} failed"
 	fi
