@@ -4,11 +4,14 @@
  * the empty tc program, for rule sets from 10 to 1M policy entries and for large ipcaches; also
  * how long a snapshot of that size takes to apply, and the kernel memory each entry costs.
  *
- * Runs in a private network namespace: BPF_PROG_TEST_RUN gives the skb that namespace's lo
- * (ifindex 1), so the endpoint is "lo", and attaching to it touches nothing outside.
+ * Each case runs in a private network namespace: BPF_PROG_TEST_RUN gives the skb that namespace's
+ * lo (ifindex 1), so the endpoint is "lo", and attaching to it touches nothing outside.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "bench.h"
+#include "bench_parts.skel.h"
 #include "bh_empty.skel.h"
 #include "dataplane.h"
 
@@ -163,8 +167,18 @@ static double raw_write_ms(const Bulkhead__NodePolicy *np, uint32_t max)
 
 /* ---- one case ------------------------------------------------------------------------------ */
 
-static int run_case(const struct pkt_case *c, const char *run_id, int empty_fd, int runs,
-		    uint32_t repeat, struct pkt_result *res)
+/* A case's datapath, open and enforcing its rule set while the measurements run. */
+struct pkt_live {
+	struct agent_dp *dp;
+	int fd;	   /* its ingress program */
+	int ns_fd; /* its private network namespace, where its lo attachment lives */
+};
+
+/* Opens the case's datapath, applies its rule set (timed, with memory before and after) and
+ * checks that the program decides as the rule set says. l->dp is set as soon as it exists, for
+ * case_teardown(), even on failure. */
+static int case_setup(const struct pkt_case *c, const char *run_id, struct pkt_live *l,
+		      struct pkt_result *res)
 {
 	struct bench_gen g = {
 		.ifname = "lo",
@@ -182,19 +196,24 @@ static int run_case(const struct pkt_case *c, const char *run_id, int empty_fd, 
 		.flows_max = 4096,
 	};
 	struct bench_policy *bp = NULL;
-	struct agent_dp *dp = NULL;
 	struct agent_dp_info info;
 	struct bh_error err = {0};
 	struct flow_check fc = {0};
 	uint8_t syn[PKT_LEN], ack[PKT_LEN], deny[PKT_LEN];
-	double *v = calloc((size_t)runs * 4, sizeof(double));
 	char node[64];
 	uint32_t ret = 0;
 	uint64_t t0;
-	int rc, fd;
+	int rc;
 
-	if (!v)
-		return -ENOMEM;
+	/* A namespace of its own, so that each case attaches to its own lo and detaches only
+	 * that. BPF_PROG_TEST_RUN uses the lo of whichever namespace is current: ifindex 1 in each,
+	 * so every case's endpoint matches it. */
+	rc = bench_private_netns();
+	if (rc)
+		return rc;
+	l->ns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (l->ns_fd < 0)
+		return -errno;
 	o.node = bench_node(node, sizeof(node), run_id, c->what);
 	res->policy_max = o.policy_max;
 	rc = bench_policy_build(&bp, &g, 1);
@@ -202,32 +221,32 @@ static int run_case(const struct pkt_case *c, const char *run_id, int empty_fd, 
 		bench_log("%s: building the rule set: %s", c->title, strerror(-rc));
 		goto out;
 	}
-	rc = agent_dp_open(&dp, &o, &err);
+	rc = agent_dp_open(&l->dp, &o, &err);
 	if (rc) {
 		bench_log("%s: opening the datapath: %s", c->title, err.msg);
 		goto out;
 	}
-	fd = agent_dp_prog_fd(dp, BH_DIR_INGRESS);
-	agent_dp_info(dp, &info);
+	l->fd = agent_dp_prog_fd(l->dp, BH_DIR_INGRESS);
+	agent_dp_info(l->dp, &info);
 	res->pol_mem0 = info.maps[AGENT_DP_POLICY].memlock;
 	res->ipc_mem0 = info.maps[AGENT_DP_IPCACHE].memlock;
 
 	res->raw_ms = raw_write_ms(&bp->np, o.policy_max);
 	t0 = bench_now_ns();
-	rc = agent_dp_apply_snapshot(dp, &bp->np, &err);
+	rc = agent_dp_apply_snapshot(l->dp, &bp->np, &err);
 	res->apply_ms = (double)(bench_now_ns() - t0) / 1e6;
 	if (rc) {
 		bench_log("%s: applying the snapshot: %s", c->title, err.msg);
 		goto out;
 	}
 	t0 = bench_now_ns();
-	rc = agent_dp_settle(dp, &err);
+	rc = agent_dp_settle(l->dp, &err);
 	res->settle_ms = (double)(bench_now_ns() - t0) / 1e6;
 	if (rc) {
 		bench_log("%s: settling: %s", c->title, err.msg);
 		goto out;
 	}
-	agent_dp_info(dp, &info);
+	agent_dp_info(l->dp, &info);
 	res->pol_mem1 = info.maps[AGENT_DP_POLICY].memlock;
 	res->ipc_mem1 = info.maps[AGENT_DP_IPCACHE].memlock;
 	res->n_policy = info.maps[AGENT_DP_POLICY].used;
@@ -248,59 +267,98 @@ static int run_case(const struct pkt_case *c, const char *run_id, int empty_fd, 
 	tcp4_pkt(syn, 40000, MATCH_PORT, 0x02);
 	tcp4_pkt(ack, 40000, MATCH_PORT, 0x10);
 	tcp4_pkt(deny, 40001, DENY_PORT, 0x02);
-	agent_dp_flows_drain(dp, NULL, NULL);
-	rc = test_run(fd, deny, 1, &ret, NULL);
+	agent_dp_flows_drain(l->dp, NULL, NULL);
+	rc = test_run(l->fd, deny, 1, &ret, NULL);
 	if (!rc && ret != 2 /* TC_ACT_SHOT */) {
 		bench_log("%s: a SYN to a port without a rule got verdict %u, want drop", c->title,
 			  ret);
 		rc = -EPROTO;
 	}
-	rc = rc ?: test_run(fd, syn, 1, &ret, NULL);
+	rc = rc ?: test_run(l->fd, syn, 1, &ret, NULL);
 	if (!rc && ret != 0 /* TC_ACT_OK */) {
 		bench_log("%s: the allowed SYN got verdict %u, want pass", c->title, ret);
 		rc = -EPROTO;
 	}
-	rc = rc ?: test_run(fd, ack, 1, &ret, NULL);
+	rc = rc ?: test_run(l->fd, ack, 1, &ret, NULL);
 	if (!rc && ret != 0) {
 		bench_log("%s: the established ACK got verdict %u, want pass", c->title, ret);
 		rc = -EPROTO;
 	}
 	if (rc)
 		goto out;
-	agent_dp_flows_drain(dp, flow_cb, &fc);
+	agent_dp_flows_drain(l->dp, flow_cb, &fc);
 	if (fc.allowed != 2 || fc.denied != 1) {
 		bench_log("%s: flow counters: %llu packets allowed by the client's rule (want 2), "
 			  "%llu denied by default (want 1)",
 			  c->title, (unsigned long long)fc.allowed, (unsigned long long)fc.denied);
 		rc = -EPROTO;
-		goto out;
 	}
-
-	/* Interleaved, so that drift hits the program and its baseline alike. */
-	for (int r = 0; r < runs; r++) {
-		rc = test_run(empty_fd, syn, repeat, &ret, &v[r]);
-		rc = rc ?: test_run(fd, syn, repeat, &ret, &v[runs + r]);
-		rc = rc ?: test_run(empty_fd, ack, repeat, &ret, &v[2 * runs + r]);
-		rc = rc ?: test_run(fd, ack, repeat, &ret, &v[3 * runs + r]);
-		if (rc)
-			goto out;
-	}
-	res->syn_empty = bench_median(v, (size_t)runs);
-	res->syn = bench_median(v + runs, (size_t)runs);
-	res->ack_empty = bench_median(v + 2 * runs, (size_t)runs);
-	res->ack = bench_median(v + 3 * runs, (size_t)runs);
-	res->done = true;
-	bench_log("%s: SYN %.0f ns (empty %.0f), ACK %.0f ns (empty %.0f)", c->title, res->syn,
-		  res->syn_empty, res->ack, res->ack_empty);
 out:
-	if (dp) {
-		struct bh_error e2 = {0};
-
-		if (agent_dp_detach(dp, &e2))
-			bench_log("%s: detaching: %s", c->title, e2.msg);
-		agent_dp_close(dp);
-	}
 	bench_policy_free(bp);
+	return rc;
+}
+
+static void case_teardown(const struct pkt_case *c, struct pkt_live *l)
+{
+	struct bh_error err = {0};
+
+	if (l->dp) {
+		if (l->ns_fd >= 0 && setns(l->ns_fd, CLONE_NEWNET) < 0)
+			bench_log("%s: entering its namespace to detach: %s", c->title,
+				  strerror(errno));
+		if (agent_dp_detach(l->dp, &err))
+			bench_log("%s: detaching: %s", c->title, err.msg);
+		agent_dp_close(l->dp);
+		l->dp = NULL;
+	}
+	if (l->ns_fd >= 0)
+		close(l->ns_fd);
+	l->ns_fd = -1;
+}
+
+/*
+ * Times every case's SYN and ACK against the empty program. All datapaths are open at once and
+ * each round visits every case, so that drift (other load on the machine) spreads over the cases
+ * alike instead of landing on whichever ran at the time.
+ */
+static int measure(const struct pkt_live *live, int empty_fd, int runs, uint32_t repeat,
+		   struct pkt_result *res)
+{
+	uint8_t syn[PKT_LEN], ack[PKT_LEN];
+	double *v = calloc(NCASES * 4 * (size_t)runs, sizeof(double));
+	uint32_t ret = 0;
+	int rc = 0;
+
+	if (!v)
+		return -ENOMEM;
+	tcp4_pkt(syn, 40000, MATCH_PORT, 0x02);
+	tcp4_pkt(ack, 40000, MATCH_PORT, 0x10);
+	for (int r = 0; r < runs && !rc; r++) {
+		for (size_t i = 0; i < NCASES && !rc; i++) {
+			double *cv = v + i * 4 * (size_t)runs;
+
+			if (!live[i].dp)
+				continue;
+			rc = test_run(empty_fd, syn, repeat, &ret, &cv[r]);
+			rc = rc ?: test_run(live[i].fd, syn, repeat, &ret, &cv[runs + r]);
+			rc = rc ?: test_run(empty_fd, ack, repeat, &ret, &cv[2 * runs + r]);
+			rc = rc ?: test_run(live[i].fd, ack, repeat, &ret, &cv[3 * runs + r]);
+		}
+	}
+	for (size_t i = 0; i < NCASES && !rc; i++) {
+		double *cv = v + i * 4 * (size_t)runs;
+		struct pkt_result *p = &res[i];
+
+		if (!live[i].dp)
+			continue;
+		p->syn_empty = bench_median(cv, (size_t)runs);
+		p->syn = bench_median(cv + runs, (size_t)runs);
+		p->ack_empty = bench_median(cv + 2 * runs, (size_t)runs);
+		p->ack = bench_median(cv + 3 * runs, (size_t)runs);
+		p->done = true;
+		bench_log("%s: SYN %.0f ns (empty %.0f), ACK %.0f ns (empty %.0f)", cases[i].title,
+			  p->syn, p->syn_empty, p->ack, p->ack_empty);
+	}
 	free(v);
 	return rc;
 }
@@ -368,12 +426,12 @@ static void rows_pkt(const struct pkt_result *res)
 		if (!r->done || !cases[i].flat)
 			continue;
 		bench_row("1 snapshot", bench_fmt("apply %s (until the flip)", cases[i].title),
-			  bench_fmt("%.1f ms", r->apply_ms),
-			  bench_fmt("raw map writes %.1f ms", r->raw_ms),
+			  bench_fmt("%.2f ms", r->apply_ms),
+			  bench_fmt("raw map writes %.2f ms", r->raw_ms),
 			  bench_fmt("%.2fx", r->apply_ms / r->raw_ms), "-", "-");
 		bench_row("1 snapshot", bench_fmt("settle %s (other generation)", cases[i].title),
-			  bench_fmt("%.1f ms", r->settle_ms),
-			  bench_fmt("raw map writes %.1f ms", r->raw_ms),
+			  bench_fmt("%.2f ms", r->settle_ms),
+			  bench_fmt("raw map writes %.2f ms", r->raw_ms),
 			  bench_fmt("%.2fx", r->settle_ms / r->raw_ms), "-", "-");
 	}
 	/* Memory: the policy map's memlock with N entries minus with none, both generations. */
@@ -417,6 +475,76 @@ static void rows_pkt(const struct pkt_result *res)
 	}
 }
 
+/* ---- where the time goes ------------------------------------------------------------------- */
+
+/* Times the pieces of bench_parts.bpf.c against the empty program and prints a row for each. */
+static int parts_measure(int empty_fd, int runs, uint32_t repeat)
+{
+	struct bench_parts *sk = bench_parts__open_and_load();
+	uint8_t syn[PKT_LEN], zero[48] = {0};
+	double *v = NULL;
+	uint32_t ret = 0;
+	int rc = 0;
+
+	if (!sk) {
+		bench_log("loading bench_parts: %s", strerror(errno));
+		return -errno;
+	}
+	const struct {
+		int fd;
+		const char *what;
+	} parts[] = {
+		{bpf_program__fd(sk->progs.part_clock), "clock read (bpf_ktime_get_boot_ns)"},
+		{bpf_program__fd(sk->progs.part_load), "3 header reads (bpf_skb_load_bytes)"},
+		{bpf_program__fd(sk->progs.part_policy_lookup),
+		 "hash lookup, 16-byte key (policy)"},
+		{bpf_program__fd(sk->progs.part_ct_lookup),
+		 "LRU hash lookup, 44-byte key (conntrack)"},
+		{bpf_program__fd(sk->progs.part_ct_update),
+		 "LRU hash update, 44-byte key (conntrack create)"},
+	};
+	size_t np = sizeof(parts) / sizeof(parts[0]);
+
+	tcp4_pkt(syn, 40000, MATCH_PORT, 0x02);
+	if (bpf_map_update_elem(bpf_map__fd(sk->maps.part_ct), zero, zero, BPF_ANY) < 0 ||
+	    bpf_map_update_elem(bpf_map__fd(sk->maps.part_policy), zero, zero, BPF_ANY) < 0) {
+		rc = -errno;
+		bench_log("filling the bench_parts maps: %s", strerror(errno));
+		goto out;
+	}
+	v = calloc((np + 1) * (size_t)runs, sizeof(*v));
+	if (!v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int r = 0; r < runs && !rc; r++) {
+		rc = test_run(empty_fd, syn, repeat, &ret, &v[r]);
+		for (size_t i = 0; i < np && !rc; i++) {
+			rc = test_run(parts[i].fd, syn, repeat, &ret, &v[(i + 1) * runs + r]);
+			if (!rc && ret != 0) {
+				bench_log("%s: returned %u, want 0", parts[i].what, ret);
+				rc = -EPROTO;
+			}
+		}
+	}
+	if (rc)
+		goto out;
+	double empty = bench_median(v, (size_t)runs);
+
+	for (size_t i = 0; i < np; i++) {
+		double x = bench_median(v + (i + 1) * runs, (size_t)runs);
+
+		bench_row("1 ns/pkt parts", parts[i].what,
+			  bench_fmt("%.0f ns (+%.0f)", x, x - empty),
+			  bench_fmt("empty prog %.0f ns", empty), bench_fmt("%.2fx", x / empty),
+			  "-", "-");
+	}
+out:
+	free(v);
+	bench_parts__destroy(sk);
+	return rc;
+}
+
 /* ---- the subcommand ------------------------------------------------------------------------ */
 
 static void usage(void)
@@ -435,6 +563,7 @@ int bench_cmd_pkt(int argc, char **argv)
 		{0},
 	};
 	struct pkt_result res[NCASES] = {0};
+	struct pkt_live live[NCASES] = {0};
 	struct bh_empty *empty = NULL;
 	char pid[16];
 	const char *run_id = NULL;
@@ -468,21 +597,21 @@ int bench_cmd_pkt(int argc, char **argv)
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 		run_id = pid;
 	}
-	if (bench_private_netns())
-		return 1;
+	for (size_t i = 0; i < NCASES; i++)
+		live[i].ns_fd = -1;
 	empty = bh_empty__open_and_load();
 	if (!empty) {
 		bench_log("loading the empty program: %s", strerror(errno));
 		return 1;
 	}
 	empty_fd = bpf_program__fd(empty->progs.bh_tc_empty);
-	for (size_t i = 0; i < NCASES; i++) {
-		if (cases[i].policy > max_entries)
-			continue;
-		rc = run_case(&cases[i], run_id, empty_fd, (int)runs, (uint32_t)repeat, &res[i]);
-		if (rc)
-			break;
-	}
+	for (size_t i = 0; i < NCASES && !rc; i++)
+		if (cases[i].policy <= max_entries)
+			rc = case_setup(&cases[i], run_id, &live[i], &res[i]);
+	rc = rc ?: measure(live, empty_fd, (int)runs, (uint32_t)repeat, res);
+	for (size_t i = 0; i < NCASES; i++)
+		case_teardown(&cases[i], &live[i]);
+	rc = rc ?: parts_measure(empty_fd, (int)runs, (uint32_t)repeat);
 	rows_pkt(res);
 	bh_empty__destroy(empty);
 	return rc ? 1 : 0;
