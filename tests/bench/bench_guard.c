@@ -20,15 +20,17 @@
 #define PORTS_PER_PEER 100
 
 struct guard_count {
-	uint64_t allowed, denied;
+	uint64_t allowed, allowed_bytes, denied;
 };
 
 static int guard_cb(const struct agent_dp_flow *f, void *ctx)
 {
 	struct guard_count *c = ctx;
 
-	if (f->key.rule_id == BENCH_MATCH_RULE && f->key.verdict == BH_VERDICT_ALLOW)
+	if (f->key.rule_id == BENCH_MATCH_RULE && f->key.verdict == BH_VERDICT_ALLOW) {
 		c->allowed += f->val.packets;
+		c->allowed_bytes += f->val.bytes;
+	}
 	if (f->key.verdict == BH_VERDICT_DENY)
 		c->denied += f->val.packets;
 	return 0;
@@ -139,8 +141,12 @@ int bench_cmd_guard(int argc, char **argv)
 		bench_log("draining the flow counters: %s", strerror(-rc));
 		goto out;
 	}
-	bench_log("Bulkhead counted %llu packets allowed by the client's rule, %llu denied",
-		  (unsigned long long)cnt.allowed, (unsigned long long)cnt.denied);
+	/* Both hooks count: the client's data on ingress and the server's ACKs on egress. */
+	bench_log("Bulkhead counted %llu packets (%.0f bytes on average) allowed by the client's "
+		  "rule, %llu denied",
+		  (unsigned long long)cnt.allowed,
+		  cnt.allowed ? (double)cnt.allowed_bytes / (double)cnt.allowed : 0.0,
+		  (unsigned long long)cnt.denied);
 	if (cnt.allowed < 1000) {
 		bench_log(
 			"the traffic did not go through Bulkhead's rule: the measurement is void");
