@@ -155,51 +155,67 @@ static const char *proto_name(unsigned int p, char *buf, size_t len)
 
 /* ---- apply --------------------------------------------------------------------------------- */
 
-static int do_apply(struct agent_dp *dp, struct dp_cli *c, const char *file)
+/* Reads and decodes a rule-set file. On success exactly one of *np / *delta is set. */
+static int load_ruleset(struct dp_cli *c, const char *file, Bulkhead__NodePolicy **np,
+			Bulkhead__NodePolicyDelta **delta)
 {
-	Bulkhead__NodePolicy *np = NULL;
-	Bulkhead__NodePolicyDelta *delta = NULL;
 	struct bh_error err = {0};
 	char *buf = NULL;
 	size_t len = 0;
-	bool pb = strcmp(c->format, "text") != 0;
 	int rc;
 
+	*np = NULL;
+	*delta = NULL;
 	rc = bh_read_file(file, AGENT_RULESET_MAX_BYTES, &buf, &len);
 	if (rc) {
 		fprintf(stderr, "bulkhead-agent dataplane: reading %s: %s\n", file,
 			rc == -EFBIG ? "larger than 256 MiB" : bh_strerror(rc));
 		return 1;
 	}
-	if (pb && strcmp(c->format, "pb-snapshot") == 0) {
-		np = bulkhead__node_policy__unpack(NULL, len, (const uint8_t *)buf);
-		if (!np)
+	if (strcmp(c->format, "text") != 0 && len == 0) {
+		/* an empty protobuf decodes as an empty rule set: never what anyone meant */
+		bh_error_set(&err, -EINVAL, "%s: empty file", file);
+	} else if (strcmp(c->format, "pb-snapshot") == 0) {
+		*np = bulkhead__node_policy__unpack(NULL, len, (const uint8_t *)buf);
+		if (!*np)
 			bh_error_set(&err, -EINVAL, "%s: not a protobuf NodePolicy", file);
-	} else if (pb) {
-		delta = bulkhead__node_policy_delta__unpack(NULL, len, (const uint8_t *)buf);
-		if (!delta)
+	} else if (strcmp(c->format, "pb-delta") == 0) {
+		*delta = bulkhead__node_policy_delta__unpack(NULL, len, (const uint8_t *)buf);
+		if (!*delta)
 			bh_error_set(&err, -EINVAL, "%s: not a protobuf NodePolicyDelta", file);
 	} else {
-		agent_ruleset_parse(buf, len, file, &np, &delta, &err);
+		agent_ruleset_parse(buf, len, file, np, delta, &err);
 	}
-	if (!err.code) {
-		if (np)
-			agent_dp_apply_snapshot(dp, np, &err);
-		else
-			agent_dp_apply_delta(dp, delta, &err);
-	}
-	if (!err.code)
-		agent_dp_settle(dp, &err);
-	if (err.code)
-		fprintf(stderr, "bulkhead-agent dataplane: apply failed: %s\n", err.msg);
-	else
-		printf("revision %" PRIu64 " enforcing\n", agent_dp_revision(dp));
-	if (np)
-		bulkhead__node_policy__free_unpacked(np, NULL);
-	if (delta)
-		bulkhead__node_policy_delta__free_unpacked(delta, NULL);
 	free(buf);
-	return err.code ? 1 : 0;
+	if (err.code) {
+		fprintf(stderr, "bulkhead-agent dataplane: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static int do_apply(struct agent_dp *dp, Bulkhead__NodePolicy *np,
+		    Bulkhead__NodePolicyDelta *delta)
+{
+	struct bh_error err = {0};
+
+	if (np)
+		agent_dp_apply_snapshot(dp, np, &err);
+	else
+		agent_dp_apply_delta(dp, delta, &err);
+	if (err.code) {
+		fprintf(stderr, "bulkhead-agent dataplane: apply failed, revision %" PRIu64
+				" still enforcing: %s\n",
+			agent_dp_revision(dp), err.msg);
+		return 1;
+	}
+	printf("revision %" PRIu64 " enforcing\n", agent_dp_revision(dp));
+	/* The new revision is enforcing either way; the standby catches up on the next apply. */
+	if (agent_dp_settle(dp, &err))
+		fprintf(stderr, "bulkhead-agent dataplane: warning: the standby generation did not "
+				"catch up (%s); the next apply will resync it\n",
+			err.msg);
+	return 0;
 }
 
 /* ---- show ---------------------------------------------------------------------------------- */
@@ -357,6 +373,14 @@ static int do_events(struct agent_dp *dp, struct dp_cli *c)
 	return 0;
 }
 
+static void free_ruleset(Bulkhead__NodePolicy *np, Bulkhead__NodePolicyDelta *delta)
+{
+	if (np)
+		bulkhead__node_policy__free_unpacked(np, NULL);
+	if (delta)
+		bulkhead__node_policy_delta__free_unpacked(delta, NULL);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 int cmd_dataplane(int argc, char **argv)
@@ -385,6 +409,8 @@ int cmd_dataplane(int argc, char **argv)
 		{0},
 	};
 	struct dp_cli c = {.format = "text"};
+	Bulkhead__NodePolicy *np = NULL;
+	Bulkhead__NodePolicyDelta *delta = NULL;
 	struct bh_error err = {0};
 	struct agent_dp *dp = NULL;
 	const char *verb;
@@ -499,6 +525,9 @@ int cmd_dataplane(int argc, char **argv)
 		return 1;
 	bh_log_route_libbpf();
 	c.o.load = strcmp(verb, "apply") == 0;
+	/* a bad file changes nothing, not even which programs are loaded */
+	if (c.o.load && load_ruleset(&c, argv[optind], &np, &delta))
+		return 1;
 	rc = agent_dp_open(&dp, &c.o, &err);
 	if (rc) {
 		if (strcmp(verb, "detach") == 0 && rc == -ENOENT) {
@@ -506,10 +535,11 @@ int cmd_dataplane(int argc, char **argv)
 			return 0;
 		}
 		fprintf(stderr, "bulkhead-agent dataplane: %s\n", err.msg);
+		free_ruleset(np, delta);
 		return 1;
 	}
 	if (strcmp(verb, "apply") == 0)
-		rc = do_apply(dp, &c, argv[optind]);
+		rc = do_apply(dp, np, delta);
 	else if (strcmp(verb, "show") == 0)
 		rc = do_show(dp, &c);
 	else if (strcmp(verb, "flows") == 0)
@@ -524,5 +554,6 @@ int cmd_dataplane(int argc, char **argv)
 			printf("detached node %s\n", c.o.node);
 	}
 	agent_dp_close(dp);
+	free_ruleset(np, delta);
 	return rc;
 }

@@ -4,10 +4,14 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -66,6 +70,7 @@ struct dp_vec {
 
 struct agent_dp {
 	char dir[PATH_MAX];
+	int lock_fd; /* the pin directory, flock()ed exclusively by a writing handle */
 	struct bulkhead_bpf *skel; /* NULL when opened without load */
 	int fd_state, fd_gen_config, fd_outer[NGEN_MAPS], fd_inner[NGEN_MAPS][BH_GENERATIONS];
 	int fd_ct, fd_frag, fd_flows, fd_events, fd_ratelimit, fd_stats, fd_attached;
@@ -225,6 +230,13 @@ static int rule_entries(const Bulkhead__Rule *r, bool del, struct dp_vec *out,
 				    r->rule_id, r->port, r->end_port);
 	if (r->protocol == 0 && (r->port || r->end_port))
 		return bh_error_set(err, -EINVAL, "rule %u: a port needs a protocol", r->rule_id);
+	/* Only these carry a port (or, for ICMP, a type) the datapath reads: a port on any other
+	 * protocol could never match. */
+	if ((r->port || r->end_port) && r->protocol != 6 && r->protocol != 17 &&
+	    r->protocol != 132 && r->protocol != 136 && r->protocol != 1 && r->protocol != 58)
+		return bh_error_set(err, -EINVAL,
+				    "rule %u: protocol %u has no ports: leave the port out",
+				    r->rule_id, r->protocol);
 
 	if (r->protocol == 0) {
 		values[0] = 0;
@@ -311,6 +323,21 @@ static int lost_ifindex(struct agent_dp *dp, uint32_t identity, __u32 *out)
 	return 0;
 }
 
+/* The ARPHRD_* link type of an interface in the current network namespace, or -1. */
+static int if_hwtype(const char *ifname)
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), hw = -1;
+
+	if (fd < 0)
+		return -1;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) == 0)
+		hw = ifr.ifr_hwaddr.sa_family;
+	close(fd);
+	return hw;
+}
+
 static int endpoint_entry(struct agent_dp *dp, const Bulkhead__Endpoint *ep, bool del,
 			  struct dp_vec *out, struct bh_error *err)
 {
@@ -328,6 +355,18 @@ static int endpoint_entry(struct agent_dp *dp, const Bulkhead__Endpoint *ep, boo
 	if (!*ifindex && (!del || lost_ifindex(dp, ep->identity, ifindex)))
 		return bh_error_set(err, -ENODEV, "endpoint %s: interface %s not found", name,
 				    ep->ifname);
+	if (!del) {
+		int hw = if_hwtype(ep->ifname);
+
+		/* The programs parse from an Ethernet header (loopback has a zeroed one). On a
+		 * device without one (tun, WireGuard, ipip) every packet would look like non-IP
+		 * and pass: refuse rather than protect nothing. */
+		if (hw != ARPHRD_ETHER && hw != ARPHRD_LOOPBACK)
+			return bh_error_set(err, -EPROTONOSUPPORT,
+					    "endpoint %s: interface %s is not an Ethernet device "
+					    "(link type %d): not supported",
+					    name, ep->ifname, hw);
+	}
 	v->identity = ep->identity;
 	v->mode = ep->mode == BULKHEAD__MODE__MODE_OBSERVE ? BH_MODE_OBSERVE : BH_MODE_ENFORCE;
 	v->flags = ep->attach == BULKHEAD__ATTACH__ATTACH_VETH ? BH_EP_F_VETH : 0;
@@ -445,6 +484,15 @@ static int write_cfg(struct agent_dp *dp, unsigned int gen)
 	return bpf_map_update_elem(dp->fd_gen_config, &key, &dp->cfg[gen], BPF_ANY) ? -errno : 0;
 }
 
+/* The standby generation's content is unknown: say so in the pinned config too, so that a
+ * process that dies before the resync leaves the next one resyncing. */
+static void mark_resync(struct agent_dp *dp, unsigned int gen)
+{
+	dp->pending_kind = PENDING_RESYNC;
+	dp->cfg[gen].dirty = 1;
+	write_cfg(dp, gen);
+}
+
 /* Writes one op into generation gen; on success records its inverse in undo (if given). */
 static int write_op(struct agent_dp *dp, unsigned int gen, const struct dp_entry *op,
 		    struct dp_vec *undo, struct bh_error *err)
@@ -462,6 +510,16 @@ static int write_op(struct agent_dp *dp, unsigned int gen, const struct dp_entry
 					    "%s is not in the rule set: the delta does not match "
 					    "the enforcing revision",
 					    entry_str(op, what, sizeof(what)));
+		/* the entry to remove must be the one stored, not just its key */
+		if (memcmp(inv.val, op->val, val_size[op->map]) != 0) {
+			char have[160];
+
+			return bh_error_set(err, -ENOENT,
+					    "%s is stored as %s: the delta does not match the "
+					    "enforcing revision",
+					    entry_str(op, what, sizeof(what)),
+					    entry_str(&inv, have, sizeof(have)));
+		}
 		if (bpf_map_delete_elem(fd, op->key) < 0)
 			return bh_error_set(err, -errno, "removing %s: %s",
 					    entry_str(op, what, sizeof(what)), strerror(errno));
@@ -530,13 +588,13 @@ static int write_ops(struct agent_dp *dp, unsigned int gen, const struct dp_vec 
 			if (write_op(dp, gen, &undo.v[i], NULL, NULL))
 				clean = false;
 		dp->cfg[gen] = saved;
-		dp->cfg[gen].dirty = !clean;
+		dp->cfg[gen].dirty = 0;
 		write_cfg(dp, gen);
 		if (!clean) {
 			bh_log(LOG_WARNING, "undo of a failed write left generation %u inconsistent;"
 					    " it will be resynced",
 			       gen);
-			dp->pending_kind = PENDING_RESYNC;
+			mark_resync(dp, gen);
 		}
 	}
 	vec_free(&undo);
@@ -579,6 +637,7 @@ static int resync_standby(struct agent_dp *dp, struct bh_error *err)
 	if (rc)
 		goto out;
 	dp->cfg[standby].revision = dp->cfg[active].revision;
+	dp->cfg[standby].stamp = dp->cfg[active].stamp;
 	dp->cfg[standby].dirty = 0;
 	rc = write_cfg(dp, standby);
 	if (rc)
@@ -606,13 +665,14 @@ int agent_dp_settle(struct agent_dp *dp, struct bh_error *err)
 		rc = write_ops(dp, standby, &dp->pending, NULL);
 		if (rc == 0) {
 			dp->cfg[standby].revision = dp->cfg[!standby].revision;
+			dp->cfg[standby].stamp = dp->cfg[!standby].stamp;
 			dp->cfg[standby].dirty = 0;
 			rc = write_cfg(dp, standby);
 		}
 		if (rc) {
 			bh_log(LOG_WARNING, "replay onto standby generation failed (%s): resyncing",
 			       bh_strerror(rc));
-			dp->pending_kind = PENDING_RESYNC;
+			mark_resync(dp, standby);
 		}
 	}
 	if (dp->pending_kind == PENDING_RESYNC) {
@@ -712,6 +772,7 @@ static int apply_ops(struct agent_dp *dp, struct dp_vec *ops, uint64_t revision,
 			goto undo;
 	}
 	dp->cfg[standby].revision = revision;
+	dp->cfg[standby].stamp = dp->state->epoch + 1;
 	dp->cfg[standby].dirty = 0;
 	rc = write_cfg(dp, standby);
 	if (rc) {
@@ -744,21 +805,21 @@ undo : {
 	struct dp_vec inv = {0};
 	struct bh_error ignore = {0};
 
-	for (size_t i = ops->n; i-- > 0;) {
+	bool lost = false;
+
+	for (size_t i = ops->n; i-- > 0 && !lost;) {
 		struct dp_entry e = ops->v[i];
 
 		e.del = !e.del;
-		if (e.del == 0) {
-			/* re-adding a removed entry needs its old value: read it from active */
-			if (bpf_map_lookup_elem(dp->fd_inner[e.map][active], e.key, e.val) < 0)
-				continue;
-		}
-		vec_push(&inv, &e);
+		/* re-adding a removed entry: it is the one the op removed (removals match values) */
+		if (vec_push(&inv, &e))
+			lost = true;
 	}
-	if (write_ops(dp, standby, &inv, &ignore)) {
-		dp->pending_kind = PENDING_RESYNC;
+	if (lost || write_ops(dp, standby, &inv, &ignore)) {
+		mark_resync(dp, standby);
 	} else {
 		dp->cfg[standby].revision = dp->cfg[active].revision;
+		dp->cfg[standby].stamp = dp->cfg[active].stamp;
 		dp->cfg[standby].dirty = 0;
 		write_cfg(dp, standby);
 	}
@@ -935,7 +996,6 @@ static int load_programs(struct agent_dp *dp, const struct agent_dp_opts *o, str
 		bh_log(LOG_NOTICE, "flows map is pinned with %u entries: keeping that size", flows);
 	bpf_map__set_max_entries(dp->skel->maps.bh_ct, ct ?: o->ct_max ?: DEF_CT_MAX);
 	bpf_map__set_max_entries(dp->skel->maps.bh_flows, flows ?: o->flows_max ?: DEF_FLOWS_MAX);
-	dp->skel->rodata->cfg_events_per_sec = o->events_per_sec ?: DEF_EVENTS_PER_S;
 	rc = bulkhead_bpf__load(dp->skel);
 	if (rc)
 		return bh_error_set(err, rc,
@@ -1042,6 +1102,7 @@ int agent_dp_open(struct agent_dp **out, const struct agent_dp_opts *o, struct b
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return bh_error_set(err, -ENOMEM, "out of memory");
+	dp->lock_fd = -1;
 	dp->fd_state = dp->fd_gen_config = dp->fd_ct = dp->fd_frag = dp->fd_flows = -1;
 	dp->fd_events = dp->fd_ratelimit = dp->fd_stats = dp->fd_attached = -1;
 	dp->prog_fd[0] = dp->prog_fd[1] = -1;
@@ -1056,6 +1117,15 @@ int agent_dp_open(struct agent_dp **out, const struct agent_dp_opts *o, struct b
 		rc = mkdir_p(dp->dir, 0700);
 		if (rc) {
 			bh_error_set(err, rc, "creating %s: %s", dp->dir, bh_strerror(rc));
+			goto fail;
+		}
+		/* One writer per node: another's cached view of the generations would go stale. */
+		dp->lock_fd = open(dp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dp->lock_fd < 0 || flock(dp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			rc = bh_error_set(err, errno == EWOULDBLOCK ? -EBUSY : -errno,
+					  "the datapath of node %s is in use by another process "
+					  "(%s): only one may change it at a time",
+					  o->node, strerror(errno));
 			goto fail;
 		}
 		rc = load_programs(dp, o, err);
@@ -1085,8 +1155,13 @@ int agent_dp_open(struct agent_dp **out, const struct agent_dp_opts *o, struct b
 		unsigned int a = dp->state->epoch & 1;
 
 		dp->need_barrier = true;
-		if (dp->cfg[!a].dirty || dp->cfg[!a].revision != dp->cfg[a].revision)
+		if (dp->cfg[!a].dirty || dp->cfg[!a].stamp != dp->cfg[a].stamp ||
+		    dp->cfg[!a].revision != dp->cfg[a].revision)
 			dp->pending_kind = PENDING_RESYNC;
+		/* the event rate lives in the state map: set on first use, or when asked */
+		if (o->events_per_sec || (dp->state->epoch == 0 && !dp->state->events_per_sec))
+			__atomic_store_n(&dp->state->events_per_sec,
+					 o->events_per_sec ?: DEF_EVENTS_PER_S, __ATOMIC_RELAXED);
 	}
 	/* Switch every attached interface to the programs just loaded. */
 	if (dp->skel) {
@@ -1132,6 +1207,8 @@ void agent_dp_close(struct agent_dp *dp)
 		if (own[i] >= 0)
 			close(own[i]);
 	bulkhead_bpf__destroy(dp->skel);
+	if (dp->lock_fd >= 0)
+		close(dp->lock_fd);
 	vec_free(&dp->pending);
 	free(dp);
 }
@@ -1236,7 +1313,7 @@ static void flow_sum(struct agent_dp_flow *f, const struct bh_flow_val *percpu, 
 			continue;
 		f->val.packets += v->packets;
 		f->val.bytes += v->bytes;
-		if (!f->val.first_seen || v->first_seen < f->val.first_seen)
+		if (v->first_seen && (!f->val.first_seen || v->first_seen < f->val.first_seen))
 			f->val.first_seen = v->first_seen;
 		if (v->last_seen > f->val.last_seen)
 			f->val.last_seen = v->last_seen;
@@ -1274,15 +1351,15 @@ int agent_dp_flows_drain(struct agent_dp *dp, int (*cb)(const struct agent_dp_fl
 		rc = 0;
 		first = false;
 		in_batch = out_batch;
+		/* the kernel deleted the whole batch already: every flow in it is delivered, and a
+		 * callback that wants to stop stops the next batch */
 		for (__u32 i = 0; i < count; i++) {
 			struct agent_dp_flow f = {.key = keys[i]};
 
 			flow_sum(&f, &vals[(size_t)i * (size_t)ncpu], ncpu);
 			total++;
-			if (cb && cb(&f, ctx)) {
+			if (cb && cb(&f, ctx))
 				done = true;
-				break;
-			}
 		}
 	}
 	rc = total;

@@ -36,7 +36,7 @@ struct agent_dp_opts {
 	uint32_t endpoints_max;	  /* endpoints per generation (default 1024) */
 	uint32_t ct_max;	  /* conntrack entries (default 262144) */
 	uint32_t flows_max;	  /* flow counters between drains (default 65536) */
-	uint32_t events_per_sec;  /* deny events per second per CPU (default 100) */
+	uint32_t events_per_sec;  /* deny events per second per CPU (0: keep; first use 100) */
 };
 
 enum agent_dp_map {
@@ -112,8 +112,10 @@ uint64_t agent_dp_revision(const struct agent_dp *dp);
 int agent_dp_info(struct agent_dp *dp, struct agent_dp_info *info);
 
 /* Drains the flow counters: calls cb for every flow counted since the last drain, then forgets
- * it (batched lookup-and-delete). cb returning non-zero stops the drain early (the undrained rest
- * stays). Returns the number of flows drained or a negative errno. */
+ * it (batched lookup-and-delete, up to 256 flows a batch). cb returning non-zero stops the drain
+ * after the current batch, every flow of which is still delivered (the rest stays for the next
+ * drain). Returns the number of flows drained or a negative errno (flows delivered before an
+ * error are gone from the map). */
 int agent_dp_flows_drain(struct agent_dp *dp, int (*cb)(const struct agent_dp_flow *f, void *ctx),
 			 void *ctx);
 

@@ -20,8 +20,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Settings, fixed by the agent before load. */
-const volatile __u64 cfg_events_per_sec = 100;	     /* per CPU */
+/* Settings, fixed by the agent before load. (The event rate is in bh_state: it changes at
+ * run time and outlives a reload.) */
 const volatile __u64 cfg_ct_tcp_timeout_ns = 21600ull * 1000000000ull;
 const volatile __u64 cfg_ct_other_timeout_ns = 120ull * 1000000000ull;
 
@@ -57,6 +57,9 @@ static __always_inline void account(const struct bh_decision *d, __u8 proto, __u
 	k.verdict = verdict;
 	v = bpf_map_lookup_elem(&bh_flows, &k);
 	if (v) {
+		/* another CPU may have made the entry: this CPU's copy starts zeroed */
+		if (!v->first_seen)
+			v->first_seen = now;
 		v->packets++;
 		v->bytes += bytes;
 		v->last_seen = now;
@@ -66,22 +69,31 @@ static __always_inline void account(const struct bh_decision *d, __u8 proto, __u
 	nv.bytes = bytes;
 	nv.first_seen = now;
 	nv.last_seen = now;
+	/* Keys are shared between CPUs (only values are per CPU): another CPU may insert the
+	 * same key between our lookup and this insert. Then count on the entry it made. */
 	if (bpf_map_update_elem(&bh_flows, &k, &nv, BPF_NOEXIST) < 0) {
-		/* Per-CPU values: only an interrupted insert of the same key on this CPU could race,
-		 * so a failure here is the map being full. */
-		stat_inc(BH_STAT_FLOWS_FULL);
+		v = bpf_map_lookup_elem(&bh_flows, &k);
+		if (v) {
+			if (!v->first_seen)
+				v->first_seen = now;
+			v->packets++;
+			v->bytes += bytes;
+			v->last_seen = now;
+		} else {
+			stat_inc(BH_STAT_FLOWS_FULL);
+		}
 	}
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
 
-static __always_inline bool ratelimit_take(__u64 now)
+static __always_inline bool ratelimit_take(__u64 rate, __u64 now)
 {
 	__u32 zero = 0;
 	struct bh_ratelimit *rl = bpf_map_lookup_elem(&bh_ratelimit, &zero);
-	__u64 burst = cfg_events_per_sec * BH_RL_SCALE, elapsed;
+	__u64 burst = rate * BH_RL_SCALE, elapsed;
 
-	if (!rl)
+	if (!rl || !rate)
 		return false;
 	elapsed = now - rl->last_ns;
 	rl->last_ns = now;
@@ -89,7 +101,7 @@ static __always_inline bool ratelimit_take(__u64 now)
 	if (elapsed > 1000000000ull)
 		rl->tokens = burst;
 	else
-		rl->tokens += elapsed * cfg_events_per_sec / (1000000000ull / BH_RL_SCALE);
+		rl->tokens += elapsed * rate / (1000000000ull / BH_RL_SCALE);
 	if (rl->tokens > burst)
 		rl->tokens = burst;
 	if (rl->tokens < BH_RL_SCALE)
@@ -99,11 +111,12 @@ static __always_inline bool ratelimit_take(__u64 now)
 }
 
 static __always_inline void emit_event(struct __sk_buff *skb, const struct bh_pkt *p,
-				       const struct bh_decision *d, __u8 verdict, __u64 now)
+				       const struct bh_decision *d, __u8 verdict, __u64 rate,
+				       __u64 now)
 {
 	struct bh_event *e;
 
-	if (!ratelimit_take(now)) {
+	if (!ratelimit_take(rate, now)) {
 		stat_inc(BH_STAT_EVENTS_RATELIMITED);
 		return;
 	}
@@ -150,7 +163,7 @@ static __always_inline int side_cmp(const __u8 *a, __u16 pa, const __u8 *b, __u1
 /* Fills k with the canonical tuple of (saddr, sport) -> (daddr, dport); returns 1 if the source
  * side is side a. */
 static __always_inline __u8 ct_key_fill(struct bh_ct_key *k, __u32 ifindex, __u8 family,
-					__u8 proto, const __u8 *saddr, __u16 sport,
+					__u8 proto, __u8 icmp_kind, const __u8 *saddr, __u16 sport,
 					const __u8 *daddr, __u16 dport)
 {
 	__u8 src_is_a = side_cmp(saddr, sport, daddr, dport) <= 0;
@@ -158,7 +171,9 @@ static __always_inline __u8 ct_key_fill(struct bh_ct_key *k, __u32 ifindex, __u8
 	k->ifindex = ifindex;
 	k->family = family;
 	k->proto = proto;
-	k->pad = 0;
+	/* ICMP flows of different kinds never share an entry (an echo with identifier 0 is not
+	 * the ICMP message of type 0 to port 0) */
+	k->pad = icmp_kind;
 	if (src_is_a) {
 		__builtin_memcpy(k->addr_a, saddr, 16);
 		__builtin_memcpy(k->addr_b, daddr, 16);
@@ -182,31 +197,55 @@ static __always_inline bool ct_expired(const struct bh_ct_val *ct, __u8 proto, _
 
 /* ---- the hook ------------------------------------------------------------------------------ */
 
+/* A first fragment's decision is what its datagram's later fragments follow, whichever path
+ * (policy, conntrack, ICMP error) decided it. */
+static __always_inline void frag_remember(struct __sk_buff *skb, const struct bh_pkt *p,
+					  const struct bh_decision *d)
+{
+	struct bh_frag_key fk = {};
+	struct bh_frag_val fv = {};
+
+	fk.ifindex = skb->ifindex;
+	fk.id = p->frag_id;
+	fk.family = p->family;
+	fk.proto = p->proto;
+	__builtin_memcpy(fk.saddr, p->saddr, 16);
+	__builtin_memcpy(fk.daddr, p->daddr, 16);
+	fv.local_id = d->local_id;
+	fv.remote_id = d->remote_id;
+	fv.rule_id = d->rule_id;
+	fv.port = d->port;
+	fv.dir = d->dir;
+	fv.verdict = d->verdict;
+	bpf_map_update_elem(&bh_frag, &fk, &fv, BPF_ANY);
+}
+
 /* Final action for a decision under the endpoint's mode; counts and reports it. */
 static __always_inline int finish(struct __sk_buff *skb, const struct bh_pkt *p,
 				  const struct bh_endpoint_val *ep, const struct bh_decision *d,
-				  bool report, __u64 now)
+				  const struct bh_state *st, bool report, __u64 now)
 {
 	__u8 verdict = d->verdict;
 
 	if (verdict == BH_VERDICT_DENY && ep->mode == BH_MODE_OBSERVE)
 		verdict = BH_VERDICT_WOULD_DENY;
+	if (p->frag == BH_FRAG_FIRST)
+		frag_remember(skb, p, d);
 	account(d, p->proto, verdict, skb->len, now);
 	if (verdict != BH_VERDICT_ALLOW && report)
-		emit_event(skb, p, d, verdict, now);
+		emit_event(skb, p, d, verdict, st->events_per_sec, now);
 	return verdict == BH_VERDICT_DENY ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 {
 	struct bh_endpoint_val *ep;
-	struct bh_gen_config *cfg;
 	struct bh_decision d = {};
 	struct bh_pkt p = {};
 	struct bh_ct_key ck;
 	struct bh_ct_val *ct, nct;
 	struct bh_state *st;
-	void *eps, *policy, *ipcache;
+	void *eps, *ipcache;
 	__u32 zero = 0, gen, ifindex = skb->ifindex, remote;
 	__u64 epoch, now;
 	const __u8 *remote_addr;
@@ -221,10 +260,8 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 	epoch = READ_ONCE_U64(st->epoch);
 	gen = epoch & 1;
 	eps = bpf_map_lookup_elem(&bh_endpoints, &gen);
-	policy = bpf_map_lookup_elem(&bh_policy, &gen);
 	ipcache = bpf_map_lookup_elem(&bh_ipcache, &gen);
-	cfg = bpf_map_lookup_elem(&bh_gen_config, &gen);
-	if (!eps || !policy || !ipcache || !cfg)
+	if (!eps || !ipcache)
 		return TC_ACT_OK;
 	ep = bpf_map_lookup_elem(eps, &ifindex);
 	if (!ep) {
@@ -248,13 +285,13 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 		d.verdict = BH_VERDICT_DENY;
 		d.rule_id = BH_RULE_MALFORMED;
 		d.reason = BH_REASON_MALFORMED;
-		return finish(skb, &p, ep, &d, true, now);
+		return finish(skb, &p, ep, &d, st, true, now);
 	}
 	if (p.icmp_kind == BH_ICMP_ND) {
 		d.remote_id = bh_ipcache_identity(ipcache, p.family, remote_addr);
 		d.verdict = BH_VERDICT_ALLOW;
 		d.rule_id = BH_RULE_BUILTIN_ND;
-		return finish(skb, &p, ep, &d, false, now);
+		return finish(skb, &p, ep, &d, st, false, now);
 	}
 
 	/* Later fragments carry no L4 header: they follow their first fragment. */
@@ -276,7 +313,7 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 			d.dir = fv->dir;
 			d.verdict = fv->verdict;
 			d.reason = BH_REASON_POLICY;
-			return finish(skb, &p, ep, &d, false, now);
+			return finish(skb, &p, ep, &d, st, false, now);
 		}
 		d.remote_id = bh_ipcache_identity(ipcache, p.family, remote_addr);
 		if (ep->default_verdict[dir] == BH_VERDICT_ALLOW) {
@@ -287,25 +324,32 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 			d.rule_id = BH_RULE_FRAG_UNKNOWN;
 			d.reason = BH_REASON_FRAG_UNKNOWN;
 		}
-		return finish(skb, &p, ep, &d, true, now);
+		return finish(skb, &p, ep, &d, st, true, now);
 	}
 
-	/* An ICMP error about a flow we allowed passes with that flow. */
-	if (p.icmp_kind == BH_ICMP_ERROR) {
-		ct_key_fill(&ck, ifindex, p.family, p.inner.proto, p.inner.saddr, p.inner.sport,
-			    p.inner.daddr, p.inner.dport);
+	/* An ICMP error about a flow we allowed passes with that flow. The quoted packet must be
+	 * one the error's receiver sent, and its flow live and decided under this generation. */
+	if (p.icmp_kind == BH_ICMP_ERROR && side_cmp(p.inner.saddr, 0, p.daddr, 0) == 0) {
+		ct_key_fill(&ck, ifindex, p.family, p.inner.proto,
+			    p.inner.proto == IPPROTO_ICMP_ || p.inner.proto == IPPROTO_ICMPV6_
+				    ? BH_ICMP_ECHO
+				    : BH_ICMP_NONE,
+			    p.inner.saddr, p.inner.sport, p.inner.daddr, p.inner.dport);
 		ct = bpf_map_lookup_elem(&bh_ct, &ck);
-		if (ct && ct->epoch == epoch) {
+		if (ct && ct->epoch == epoch && !ct_expired(ct, p.inner.proto, now)) {
 			d.remote_id = ct->remote_id;
 			d.rule_id = ct->rule_id;
 			d.port = ct->port;
 			d.dir = ct->dir;
-			d.verdict = BH_VERDICT_ALLOW;
-			return finish(skb, &p, ep, &d, false, now);
+			d.verdict = ct->verdict == BH_VERDICT_WOULD_DENY ? BH_VERDICT_DENY
+									 : BH_VERDICT_ALLOW;
+			d.reason = BH_REASON_POLICY;
+			return finish(skb, &p, ep, &d, st, false, now);
 		}
 	}
 
-	src_is_a = ct_key_fill(&ck, ifindex, p.family, p.proto, p.saddr, p.sport, p.daddr, p.dport);
+	src_is_a = ct_key_fill(&ck, ifindex, p.family, p.proto, p.icmp_kind, p.saddr, p.sport,
+			       p.daddr, p.dport);
 	ct = bpf_map_lookup_elem(&bh_ct, &ck);
 	/* A bare SYN always goes through policy: a reused tuple does not ride on an old decision. */
 	if (ct && (p.proto != IPPROTO_TCP_ ||
@@ -320,7 +364,7 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 			d.verdict = ct->verdict == BH_VERDICT_WOULD_DENY ? BH_VERDICT_DENY
 									 : BH_VERDICT_ALLOW;
 			d.reason = BH_REASON_POLICY;
-			return finish(skb, &p, ep, &d, false, now);
+			return finish(skb, &p, ep, &d, st, false, now);
 		}
 		/* Policy changed since this flow was decided: decide it again, as the packet that
 		 * opened it (its direction and port), against the new generation. */
@@ -334,24 +378,33 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 
 	/* One call site for the policy walk keeps the verifier's work (and the program) small. */
 	remote = bh_ipcache_identity(ipcache, p.family, remote_addr);
-	bh_policy_decide(policy, cfg, ep, remote, eval_dir, p.proto, eval_port, &d);
+	{
+		struct bh_decide_args a = {
+			.ep = *ep, .gen = gen, .remote = remote, .port = eval_port,
+			.dir = eval_dir, .proto = p.proto,
+		};
+
+		bh_policy_decide(&a, &d);
+	}
 
 	if (ct) {
 		if (d.verdict == BH_VERDICT_DENY && ep->mode == BH_MODE_ENFORCE) {
 			bpf_map_delete_elem(&bh_ct, &ck);
 			d.reason = BH_REASON_REVOKED;
-			return finish(skb, &p, ep, &d, true, now);
+			return finish(skb, &p, ep, &d, st, true, now);
 		}
 		ct->epoch = epoch;
 		ct->last_seen = now;
 		ct->remote_id = d.remote_id;
 		ct->rule_id = d.rule_id;
 		ct->verdict = d.verdict == BH_VERDICT_DENY ? BH_VERDICT_WOULD_DENY : BH_VERDICT_ALLOW;
-		return finish(skb, &p, ep, &d, d.verdict == BH_VERDICT_DENY, now);
+		return finish(skb, &p, ep, &d, st, d.verdict == BH_VERDICT_DENY, now);
 	}
 
-	/* A new flow: remember it when it passes, so that its replies pass too. */
-	if (d.verdict == BH_VERDICT_ALLOW || ep->mode == BH_MODE_OBSERVE) {
+	/* A new flow: remember it when it passes, so that its replies pass too. ICMP errors are
+	 * judged one by one and open no flow. */
+	if ((d.verdict == BH_VERDICT_ALLOW || ep->mode == BH_MODE_OBSERVE) &&
+	    p.icmp_kind != BH_ICMP_ERROR) {
 		__builtin_memset(&nct, 0, sizeof(nct));
 		nct.epoch = epoch;
 		nct.last_seen = now;
@@ -365,25 +418,7 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 hook)
 		if (bpf_map_update_elem(&bh_ct, &ck, &nct, BPF_ANY) < 0)
 			stat_inc(BH_STAT_CT_CREATE_FAILED);
 	}
-	if (p.frag == BH_FRAG_FIRST) {
-		struct bh_frag_key fk = {};
-		struct bh_frag_val fv = {};
-
-		fk.ifindex = ifindex;
-		fk.id = p.frag_id;
-		fk.family = p.family;
-		fk.proto = p.proto;
-		__builtin_memcpy(fk.saddr, p.saddr, 16);
-		__builtin_memcpy(fk.daddr, p.daddr, 16);
-		fv.local_id = d.local_id;
-		fv.remote_id = d.remote_id;
-		fv.rule_id = d.rule_id;
-		fv.port = d.port;
-		fv.dir = d.dir;
-		fv.verdict = d.verdict;
-		bpf_map_update_elem(&bh_frag, &fk, &fv, BPF_ANY);
-	}
-	return finish(skb, &p, ep, &d, true, now);
+	return finish(skb, &p, ep, &d, st, true, now);
 }
 
 SEC("tc")

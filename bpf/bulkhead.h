@@ -63,8 +63,10 @@ enum bh_reason {
  */
 struct bh_state {
 	__u64 epoch;
+	__u32 events_per_sec; /* deny events per second per CPU (0: none) */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct bh_state) == 8, "bh_state layout");
+_Static_assert(sizeof(struct bh_state) == 16, "bh_state layout");
 
 /* L4 match: protocol in bits 23..16 and port (or ICMP type) in bits 15..0, matched on its top
  * plen bits. plen 0 = any protocol, 8 = any port of one protocol, 24 = one port. A port range is
@@ -80,6 +82,8 @@ static inline __u32 bh_l4_mask(__u32 plen)
 /* Per generation configuration, written by the agent before it flips to that generation. */
 struct bh_gen_config {
 	__u64 revision;	    /* rule-set revision this generation holds */
+	__u64 stamp;	    /* epoch at which this content became active: the standby equals the
+			     * active generation exactly when their stamps match and it is clean */
 	__u32 plen_mask[2][2]; /* [dir][deny]: bit p set if any policy key has l4 plen p */
 	__u32 dirty;	    /* agent was writing this generation and did not finish */
 	__u32 n_policy;	    /* entries in this generation's inner maps */
@@ -88,7 +92,7 @@ struct bh_gen_config {
 	/* Agent-only bookkeeping: how many policy keys use each plen, per [dir][deny]. */
 	__u32 plen_count[2][2][BH_L4_PLEN_MAX + 1];
 };
-_Static_assert(sizeof(struct bh_gen_config) == 8 + 16 + 16 + 400, "bh_gen_config layout");
+_Static_assert(sizeof(struct bh_gen_config) == 16 + 16 + 16 + 400, "bh_gen_config layout");
 
 /* ipcache: LPM trie. Data is family (1 byte), 3 zero bytes, then the address (16 bytes, IPv4 in
  * the first 4), so prefixlen = 32 + address prefix length and v4 and v6 share one trie. */

@@ -158,8 +158,18 @@ static __always_inline void bh_parse_inner(struct __sk_buff *skb, __u32 off, str
 	}
 }
 
-static __always_inline int bh_parse_l4(struct __sk_buff *skb, __u32 off, struct bh_pkt *p)
+/* Parses the L4 header at off; the datagram ends at end. A header that does not fit inside the
+ * datagram is malformed: reading it from what follows (Ethernet padding, another packet's bytes)
+ * would let a tiny first fragment pass as something else (RFC 1858, 3128). */
+static __always_inline int bh_parse_l4(struct __sk_buff *skb, __u32 off, __u32 end,
+				       struct bh_pkt *p)
 {
+	__u32 need = p->proto == IPPROTO_TCP_ ? 20 : 8;
+
+	if ((bh_proto_has_ports(p->proto) || p->proto == IPPROTO_ICMP_ ||
+	     p->proto == IPPROTO_ICMPV6_) &&
+	    off + need > end)
+		return BH_PARSE_MALFORMED;
 	if (p->proto == IPPROTO_TCP_) {
 		__u8 tcp[14];
 
@@ -240,12 +250,13 @@ static __always_inline int bh_parse_ipv4(struct __sk_buff *skb, __u32 off, struc
 		p->frag = BH_FRAG_FIRST;
 		p->frag_id = bpf_ntohs(ip.id);
 	}
-	return bh_parse_l4(skb, off + ihl, p);
+	return bh_parse_l4(skb, off + ihl, ip.tot_len ? off + bpf_ntohs(ip.tot_len) : skb->len, p);
 }
 
 static __always_inline int bh_parse_ipv6(struct __sk_buff *skb, __u32 off, struct bh_pkt *p)
 {
 	struct bh_ipv6hdr ip6;
+	__u32 end;
 	__u8 nh;
 
 	if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
@@ -257,11 +268,14 @@ static __always_inline int bh_parse_ipv6(struct __sk_buff *skb, __u32 off, struc
 	__builtin_memcpy(p->saddr, ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, ip6.daddr, 16);
 	nh = ip6.nexthdr;
+	/* payload length 0: a jumbogram (or BIG TCP GSO packet), as long as the skb */
+	end = ip6.payload_len ? off + sizeof(ip6) + bpf_ntohs(ip6.payload_len) : skb->len;
 	off += sizeof(ip6);
 
-	/* Walk the extension headers that may precede the L4 header. More than BH_MAX_EXT_HEADERS
-	 * of them is not a packet any stack sends: it is treated as malformed rather than guessed. */
-	for (int i = 0; i < BH_MAX_EXT_HEADERS; i++) {
+	/* Walk the extension headers that may precede the L4 header: up to BH_MAX_EXT_HEADERS of
+	 * them, then the L4 header. More is not a packet any stack sends: it is treated as
+	 * malformed rather than guessed. */
+	for (int i = 0; i <= BH_MAX_EXT_HEADERS; i++) {
 		__u8 hdr[8];
 
 		switch (nh) {
@@ -300,7 +314,7 @@ static __always_inline int bh_parse_ipv6(struct __sk_buff *skb, __u32 off, struc
 		}
 		default:
 			p->proto = nh;
-			return bh_parse_l4(skb, off, p);
+			return bh_parse_l4(skb, off, end, p);
 		}
 	}
 	return BH_PARSE_MALFORMED;

@@ -60,39 +60,69 @@ static __always_inline __u32 bh_policy_match(void *policy, __u32 mask, __u32 loc
 	return 0;
 }
 
-/* Decides a flow opened in direction dir to port (ICMP type) of proto, from the local endpoint to
- * or from a peer of identity remote. An explicit deny wins over any allow; no match falls back to
- * the endpoint's default for that direction. Fills d; never fails. */
-static __always_inline void bh_policy_decide(void *policy, const struct bh_gen_config *cfg,
-					     const struct bh_endpoint_val *ep, __u32 remote,
-					     __u8 dir, __u8 proto, __u16 port,
-					     struct bh_decision *d)
-{
-	__u32 l4 = ((__u32)proto << 16) | port;
-	__u32 rule;
+/* What bh_policy_decide() decides about. */
+struct bh_decide_args {
+	struct bh_endpoint_val ep; /* the local endpoint (a copy) */
+	__u32 gen;		   /* generation read for this packet */
+	__u32 remote;		   /* the peer's identity */
+	__u16 port;		   /* destination port or ICMP type of the flow's opening packet */
+	__u8 dir;		   /* direction of the flow's opening packet */
+	__u8 proto;
+};
 
-	dir &= 1;
-	d->local_id = ep->identity;
-	d->remote_id = remote;
+/*
+ * Decides a flow opened in direction dir to port (ICMP type) of proto, from the local endpoint to
+ * or from a peer of identity remote. An explicit deny wins over any allow; no match falls back to
+ * the endpoint's default for that direction. Fills d; returns 0 (or -1 if the generation is
+ * missing, with d a default deny).
+ *
+ * A global (not static) function, on purpose: the verifier checks a global function once, on
+ * its own, instead of once for every path that reaches the call. The rule walk is a loop of up
+ * to 100 lookups, and inlined it cost two thirds of the verifier's instruction budget. The price
+ * is that a global function cannot take map pointers, so it looks the generation up itself.
+ */
+__noinline int bh_policy_decide(const struct bh_decide_args *a, struct bh_decision *d)
+{
+	const struct bh_gen_config *cfg;
+	__u32 gen, dir, l4, rule;
+	void *policy;
+
+	/* a global function's pointer arguments may be NULL as far as the verifier knows */
+	if (!a || !d)
+		return -1;
+	gen = a->gen & 1;
+	dir = a->dir & 1;
+	l4 = ((__u32)a->proto << 16) | a->port;
+	d->local_id = a->ep.identity;
+	d->remote_id = a->remote;
 	d->dir = dir;
-	d->port = port;
-	rule = bh_policy_match(policy, cfg->plen_mask[dir][1], ep->identity, remote, dir, 1, l4);
+	d->port = a->port;
+	d->reason = BH_REASON_POLICY;
+	policy = bpf_map_lookup_elem(&bh_policy, &gen);
+	cfg = bpf_map_lookup_elem(&bh_gen_config, &gen);
+	if (!policy || !cfg) {
+		d->verdict = BH_VERDICT_DENY;
+		d->rule_id = BH_RULE_NONE;
+		return -1;
+	}
+	rule = bh_policy_match(policy, cfg->plen_mask[dir][1], a->ep.identity, a->remote, dir, 1,
+			       l4);
 	if (rule) {
 		d->verdict = BH_VERDICT_DENY;
 		d->rule_id = rule;
-		d->reason = BH_REASON_POLICY;
-		return;
+		return 0;
 	}
-	rule = bh_policy_match(policy, cfg->plen_mask[dir][0], ep->identity, remote, dir, 0, l4);
+	rule = bh_policy_match(policy, cfg->plen_mask[dir][0], a->ep.identity, a->remote, dir, 0,
+			       l4);
 	if (rule) {
 		d->verdict = BH_VERDICT_ALLOW;
 		d->rule_id = rule;
-		return;
+		return 0;
 	}
-	d->verdict = ep->default_verdict[dir] == BH_VERDICT_ALLOW ? BH_VERDICT_ALLOW
-								   : BH_VERDICT_DENY;
-	d->rule_id = ep->default_rule[dir];
-	d->reason = BH_REASON_POLICY;
+	d->verdict = a->ep.default_verdict[dir] == BH_VERDICT_ALLOW ? BH_VERDICT_ALLOW
+								    : BH_VERDICT_DENY;
+	d->rule_id = a->ep.default_rule[dir];
+	return 0;
 }
 
 #endif

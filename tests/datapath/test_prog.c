@@ -10,6 +10,7 @@
 
 #include "bulkhead/util.h"
 #include "dptest.h"
+#include "ruleset.h"
 #include "tap.h"
 
 #define IN  BH_DIR_INGRESS
@@ -683,6 +684,244 @@ static int t_reopen_keeps_enforcing(void)
 	return 0;
 }
 
+
+/* ---- found in review: each of these was a bug ---------------------------------------------- */
+
+static int t_crash_before_settle_same_revision(void)
+{
+	struct agent_dp_opts o = {0};
+	struct bh_error err = {0};
+	Bulkhead__NodePolicy *np;
+	Bulkhead__NodePolicyDelta *d;
+	static const char v2[] = "revision 7\n"
+				 "endpoint lo if=lo id=1000 ingress=deny:100 egress=deny:101\n"
+				 "ipcache 198.18.1.7/32 2001\n"
+				 "rule 1000 ingress 2001 tcp/81 allow 21\n";
+
+	if (setup("revision 7\n"
+		  "endpoint lo if=lo id=1000 ingress=deny:100 egress=deny:101\n"
+		  "ipcache 198.18.1.7/32 2001\n"
+		  "rule 1000 ingress 2001 tcp/80 allow 20\n",
+		  NULL))
+		return 1;
+	/* the same revision number, other content, and the process dies before settling */
+	CHECK(agent_ruleset_parse(v2, strlen(v2), "v2", &np, &d, &err) == 0, "%s", err.msg);
+	CHECK(agent_dp_apply_snapshot(T.dp, np, &err) == 0, "%s", err.msg);
+	agent_ruleset_free_policy(np);
+	agent_dp_close(T.dp);
+	o.node = T.node;
+	o.load = true;
+	CHECK(agent_dp_open(&T.dp, &o, &err) == 0, "re-open: %s", err.msg);
+	CHECK(dpt_apply(&T, "delta 7 8\n+rule 1000 ingress 2001 tcp/82 allow 22\n", &err) == 0,
+	      "delta: %s", err.msg);
+	EXPECT(IN, tcp4("198.18.1.7", 80, TCPF_SYN), DROP);
+	EXPECT(IN, tcp4("198.18.1.7", 81, TCPF_SYN), OK_);
+	EXPECT(IN, tcp4("198.18.1.7", 82, TCPF_SYN), OK_);
+	/* and a flip back must show exactly revision 8 in the other generation too */
+	CHECK(dpt_apply(&T, "delta 8 9\n-rule 1000 ingress 2001 tcp/82 allow 22\n", &err) == 0,
+	      "delta: %s", err.msg);
+	EXPECT(IN, tcp4("198.18.1.7", 80, TCPF_SYN), DROP);
+	EXPECT(IN, tcp4("198.18.1.7", 81, TCPF_SYN), OK_);
+	EXPECT(IN, tcp4("198.18.1.7", 82, TCPF_SYN), DROP);
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_fragments_of_established_flow(void)
+{
+	struct pkt_spec whole = {.src = "198.18.1.7", .dst = LOCAL4, .proto = 17, .sport = 5000,
+				 .dport = 53, .payload = 32};
+	struct pkt_spec first = whole, later;
+	struct pkt_spec reply_first = {.src = LOCAL4, .dst = "198.18.1.7", .proto = 17,
+				       .sport = 53, .dport = 5000, .payload = 64, .more_frags = 1,
+				       .frag_id = 900};
+	struct pkt_spec reply_later = reply_first;
+
+	first.more_frags = 1;
+	first.frag_id = 901;
+	first.payload = 64;
+	later = first;
+	later.frag_off = 9;
+	later.more_frags = 0;
+	reply_later.frag_off = 9;
+	reply_later.more_frags = 0;
+	if (setup(base_rules, NULL))
+		return 1;
+	EXPECT(IN, whole, OK_);		/* opens the flow */
+	EXPECT(IN, first, OK_);		/* a fragmented datagram on it: conntrack */
+	EXPECT(IN, later, OK_);
+	EXPECT(OUT, reply_first, OK_);	/* a fragmented reply (egress is default deny) */
+	EXPECT(OUT, reply_later, OK_);
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_tiny_first_fragment(void)
+{
+	/* a TCP first fragment with only 8 bytes of TCP header: the flags are not in it */
+	struct pkt_spec s = {.src = "198.18.1.7", .dst = LOCAL4, .proto = 6, .sport = 40000,
+			     .dport = 80, .tcp_flags = TCPF_ACK, .more_frags = 1, .frag_id = 5};
+	uint8_t buf[PKT_MAX];
+	size_t len;
+
+	if (setup(base_rules, NULL))
+		return 1;
+	len = pkt_build(buf, &s);
+	/* cut the IP datagram to 20 + 8 bytes (the rest of the frame is padding) */
+	buf[16] = 0, buf[17] = 28;
+	CHECK(dpt_run_raw(&T, IN, buf, len) == DROP, "tiny first fragment must drop");
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_icmp_errors_open_no_flow(void)
+{
+	struct pkt_spec unreach = {.src = "198.18.1.7", .dst = LOCAL4, .proto = 1, .icmp_type = 3};
+	struct pkt_spec redirect = unreach, echo0 = unreach;
+
+	redirect.icmp_type = 5;
+	echo0.icmp_type = 8;
+	echo0.src = "198.18.1.9"; /* no echo rule for this peer */
+	echo0.sport = 0;
+	if (setup("revision 1\n"
+		  "endpoint lo if=lo id=1000 ingress=deny:100 egress=deny:101\n"
+		  "ipcache 198.18.1.7/32 2001\n"
+		  "rule 1000 ingress any icmp/3 allow 30\n",
+		  NULL))
+		return 1;
+	EXPECT(IN, unreach, OK_); /* allowed by rule, about no flow */
+	EXPECT(IN, redirect, DROP);
+	EXPECT(IN, echo0, DROP);
+	dpt_close(&T);
+	return 0;
+}
+
+static int stop_after_one(const struct agent_dp_flow *f, void *ctx)
+{
+	(void)f;
+	(*(int *)ctx)++;
+	return 1;
+}
+
+static int t_drain_delivers_whole_batch(void)
+{
+	int seen = 0, n;
+
+	if (setup(base_rules, NULL))
+		return 1;
+	for (int port = 81; port <= 85; port++)
+		EXPECT(IN, tcp4("198.18.9.9", (uint16_t)port, TCPF_SYN), DROP);
+	n = agent_dp_flows_drain(T.dp, stop_after_one, &seen);
+	CHECK(n == 5 && seen == 5, "drained %d, delivered %d, want 5 and 5", n, seen);
+	CHECK(agent_dp_flows_drain(T.dp, NULL, NULL) == 0, "drained twice");
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_removal_must_match(void)
+{
+	struct bh_error err = {0};
+	int rc;
+
+	if (setup(base_rules, NULL))
+		return 1;
+	rc = dpt_apply(&T, "delta 1 2\n-rule 1000 ingress 2001 tcp/80 allow 99\n", &err);
+	CHECK(rc == -ENOENT && strstr(err.msg, "stored as"), "rule id mismatch: %d %s", rc,
+	      err.msg);
+	err = (struct bh_error){0};
+	rc = dpt_apply(&T, "delta 1 2\n-ipcache 198.18.1.7/32 2002\n", &err);
+	CHECK(rc == -ENOENT, "ipcache identity mismatch: %d %s", rc, err.msg);
+	EXPECT(IN, tcp4("198.18.1.7", 80, TCPF_SYN), OK_);
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_one_writer_at_a_time(void)
+{
+	struct agent_dp_opts o = {.load = true};
+	struct bh_error err = {0};
+	struct agent_dp *second = NULL;
+	int rc;
+
+	if (setup(base_rules, NULL))
+		return 1;
+	o.node = T.node;
+	rc = agent_dp_open(&second, &o, &err);
+	if (rc == 0)
+		agent_dp_close(second);
+	CHECK(rc == -EBUSY && strstr(err.msg, "in use"), "second writer: %d %s", rc, err.msg);
+	/* readers are welcome */
+	o.load = false;
+	err = (struct bh_error){0};
+	CHECK(agent_dp_open(&second, &o, &err) == 0, "reader: %s", err.msg);
+	agent_dp_close(second);
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_eight_extension_headers(void)
+{
+	struct pkt_spec s6 = {.src = "fd00:b1::7", .dst = LOCAL6, .proto = 6, .dport = 22};
+	uint8_t buf[PKT_MAX];
+	uint8_t *ip = buf + 14;
+
+	if (setup(base_rules, NULL))
+		return 1;
+	memset(buf, 0, sizeof(buf));
+	pkt_build(buf, &s6);
+	ip[6] = 0;
+	for (int i = 0; i < 8; i++) {
+		uint8_t *h = buf + 14 + 40 + i * 8;
+
+		h[0] = i == 7 ? 6 : 60;
+		h[1] = 0;
+	}
+	{
+		uint8_t *tcp = buf + 14 + 40 + 8 * 8;
+
+		memset(tcp, 0, 20);
+		tcp[0] = 0x9c, tcp[1] = 0x40, tcp[3] = 22, tcp[12] = 0x50, tcp[13] = TCPF_SYN;
+	}
+	ip[4] = 0, ip[5] = 8 * 8 + 20;
+	CHECK(dpt_run_raw(&T, IN, buf, 14 + 40 + 8 * 8 + 20) == OK_,
+	      "8 extension headers then TCP/22 from an allowed peer must pass");
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_ports_need_a_port_protocol(void)
+{
+	struct bh_error err = {0};
+	int rc;
+
+	if (setup(base_rules, NULL))
+		return 1;
+	rc = dpt_apply(&T, "delta 1 2\n+rule 1000 ingress 2001 47/5 allow 40\n", &err);
+	CHECK(rc == -EINVAL && strstr(err.msg, "no ports"), "%d %s", rc, err.msg);
+	dpt_close(&T);
+	return 0;
+}
+
+static int t_event_rate_kept_across_reload(void)
+{
+	struct agent_dp_opts o = {.events_per_sec = 3};
+	struct bh_error err = {0};
+	struct agent_dp_info info;
+
+	if (setup(base_rules, &o))
+		return 1;
+	agent_dp_close(T.dp);
+	o = (struct agent_dp_opts){.node = T.node, .load = true};
+	CHECK(agent_dp_open(&T.dp, &o, &err) == 0, "%s", err.msg);
+	for (int i = 0; i < 40; i++)
+		EXPECT(IN, tcp4("198.18.9.9", 81, TCPF_SYN), DROP);
+	CHECK(agent_dp_info(T.dp, &info) == 0, "info");
+	CHECK(info.stats[BH_STAT_EVENTS_SENT] <= 6, "%llu events sent: the rate of 3 was lost",
+	      (unsigned long long)info.stats[BH_STAT_EVENTS_SENT]);
+	dpt_close(&T);
+	return 0;
+}
+
 static const struct t_case cases[] = {
 	{"exact match", t_exact},
 	{"any-port rule", t_port_wildcard},
@@ -709,6 +948,16 @@ static const struct t_case cases[] = {
 	{"stale, mismatched and overlapping rule sets rejected", t_bad_deltas_rejected},
 	{"snapshot replaces the rule set", t_snapshot_replaces},
 	{"re-open keeps enforcing and continues", t_reopen_keeps_enforcing},
+	{"crash before settle with a same-revision snapshot", t_crash_before_settle_same_revision},
+	{"fragments of an established flow pass both ways", t_fragments_of_established_flow},
+	{"a first fragment too small for its L4 header drops", t_tiny_first_fragment},
+	{"ICMP errors open no flow", t_icmp_errors_open_no_flow},
+	{"a drain stopped early still delivers its batch", t_drain_delivers_whole_batch},
+	{"a removal must match the stored entry", t_removal_must_match},
+	{"one writer per datapath", t_one_writer_at_a_time},
+	{"eight IPv6 extension headers are fine", t_eight_extension_headers},
+	{"ports only on protocols that have them", t_ports_need_a_port_protocol},
+	{"the event rate survives a reload", t_event_rate_kept_across_reload},
 };
 
 int main(int argc, char **argv)
