@@ -51,6 +51,7 @@ struct pkt_result {
 	double syn, syn_empty, ack, ack_empty; /* medians, ns */
 	double apply_ms, settle_ms, raw_ms;
 	uint64_t pol_mem0, pol_mem1, ipc_mem0, ipc_mem1;
+	int64_t slab; /* memcg-charged slab bytes the apply added (0: not known) */
 	uint32_t n_policy, n_ipcache, policy_max;
 };
 
@@ -165,6 +166,49 @@ static double raw_write_ms(const Bulkhead__NodePolicy *np, uint32_t max)
 	return ms;
 }
 
+/* Bytes in use in the memcg-charged kmalloc caches (kmalloc-cg-*), where BPF hash and LPM trie
+ * elements live; 0 if /proc/slabinfo cannot be read. Machine-wide, so others' allocations are
+ * noise here: small against the hundreds of MB a large rule set takes. */
+static int64_t slab_cg_bytes(void)
+{
+	FILE *f = fopen("/proc/slabinfo", "r");
+	char line[512], name[64];
+	long long active, total, size, sum = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lld %lld %lld", name, &active, &total, &size) == 4 &&
+		    strncmp(name, "kmalloc-cg-", 11) == 0)
+			sum += active * size;
+	fclose(f);
+	return sum;
+}
+
+/* The raw-writes baseline of a case's snapshot apply. Run after every case's memory was read: a
+ * map's elements are freed some time after its last fd closes. */
+static int raw_measure(const struct pkt_case *c, struct pkt_result *res)
+{
+	struct bench_gen g = {
+		.ifname = "lo",
+		.n_rules = c->policy - 1,
+		.ports_per_peer = 50000,
+		.match_port = MATCH_PORT,
+	};
+	struct bench_policy *bp = NULL;
+	int rc = bench_policy_build(&bp, &g, 1);
+
+	if (rc)
+		return rc;
+	res->raw_ms = raw_write_ms(&bp->np, res->policy_max);
+	bench_policy_free(bp);
+	if (res->raw_ms < 0) {
+		bench_log("%s: raw map writes failed", c->title);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* ---- one case ------------------------------------------------------------------------------ */
 
 /* A case's datapath, open and enforcing its rule set while the measurements run. */
@@ -203,6 +247,7 @@ static int case_setup(const struct pkt_case *c, const char *run_id, struct pkt_l
 	char node[64];
 	uint32_t ret = 0;
 	uint64_t t0;
+	int64_t slab0;
 	int rc;
 
 	/* A namespace of its own, so that each case attaches to its own lo and detaches only
@@ -231,7 +276,7 @@ static int case_setup(const struct pkt_case *c, const char *run_id, struct pkt_l
 	res->pol_mem0 = info.maps[AGENT_DP_POLICY].memlock;
 	res->ipc_mem0 = info.maps[AGENT_DP_IPCACHE].memlock;
 
-	res->raw_ms = raw_write_ms(&bp->np, o.policy_max);
+	slab0 = slab_cg_bytes();
 	t0 = bench_now_ns();
 	rc = agent_dp_apply_snapshot(l->dp, &bp->np, &err);
 	res->apply_ms = (double)(bench_now_ns() - t0) / 1e6;
@@ -246,15 +291,15 @@ static int case_setup(const struct pkt_case *c, const char *run_id, struct pkt_l
 		bench_log("%s: settling: %s", c->title, err.msg);
 		goto out;
 	}
+	res->slab = slab0 ? slab_cg_bytes() - slab0 : 0;
 	agent_dp_info(l->dp, &info);
 	res->pol_mem1 = info.maps[AGENT_DP_POLICY].memlock;
 	res->ipc_mem1 = info.maps[AGENT_DP_IPCACHE].memlock;
 	res->n_policy = info.maps[AGENT_DP_POLICY].used;
 	res->n_ipcache = info.maps[AGENT_DP_IPCACHE].used;
-	bench_log("%s: snapshot applied in %.1f ms, settled in %.1f ms (raw map writes %.1f ms); "
-		  "%u policy entries, %u prefixes",
-		  c->title, res->apply_ms, res->settle_ms, res->raw_ms, res->n_policy,
-		  res->n_ipcache);
+	bench_log("%s: snapshot applied in %.1f ms, settled in %.1f ms; %u policy entries, "
+		  "%u prefixes",
+		  c->title, res->apply_ms, res->settle_ms, res->n_policy, res->n_ipcache);
 	if (res->n_policy != c->policy) {
 		bench_log("%s: the policy map holds %u entries, want %zu", c->title, res->n_policy,
 			  c->policy);
@@ -453,6 +498,14 @@ static void rows_pkt(const struct pkt_result *res)
 			  bench_fmt("%.1f B", per_rule), "key+value 24 B",
 			  bench_fmt("%.2fx", per_rule / 24), "<= 100 B",
 			  per_rule <= 100 ? "ok" : "MISS");
+		if (r->slab > 0 && r->n_policy >= 100000)
+			bench_row("4 memory",
+				  bench_fmt("policy, %s: slab per rule (both generations)",
+					    cases[i].title),
+				  bench_fmt("%.1f B", (double)r->slab / r->n_policy),
+				  bench_fmt("memlock's %.1f B", per_rule),
+				  bench_fmt("%.2fx", (double)r->slab / r->n_policy / per_rule),
+				  "<= 100 B", (double)r->slab / r->n_policy <= 100 ? "ok" : "MISS");
 		bench_row("4 memory",
 			  bench_fmt("policy maps empty, sized for %u (both generations)",
 				    r->policy_max),
@@ -472,6 +525,23 @@ static void rows_pkt(const struct pkt_result *res)
 			bench_fmt("ipcache, %u prefixes: per prefix per generation", r->n_ipcache),
 			bench_fmt("%.1f B", per_gen), "key+value 32 B",
 			bench_fmt("%.2fx", per_gen / 32), "-", "-");
+		/* The trie's slab, from the difference to the small-ipcache case with the same
+		 * policy: it includes the trie's inner nodes, which memlock leaves out. */
+		for (size_t j = 0; j < NCASES; j++) {
+			const struct pkt_result *s = &res[j];
+			double slab;
+
+			if (!s->done || cases[j].fill == 0 || cases[j].fill >= cases[i].fill ||
+			    cases[j].policy != cases[i].policy || r->slab <= 0 || s->slab <= 0)
+				continue;
+			slab = (double)(r->slab - s->slab) / (r->n_ipcache - s->n_ipcache) / 2;
+			bench_row("4 memory",
+				  bench_fmt("ipcache, %u prefixes: slab per prefix per generation",
+					    r->n_ipcache),
+				  bench_fmt("%.1f B", slab), bench_fmt("memlock's %.1f B", per_gen),
+				  bench_fmt("%.2fx", slab / per_gen), "-", "-");
+			break;
+		}
 	}
 }
 
@@ -611,6 +681,17 @@ int bench_cmd_pkt(int argc, char **argv)
 	rc = rc ?: measure(live, empty_fd, (int)runs, (uint32_t)repeat, res);
 	for (size_t i = 0; i < NCASES; i++)
 		case_teardown(&cases[i], &live[i]);
+	/* The maps just closed are freed by a kernel worker: let it finish before timing raw map
+	 * writes on the same two CPUs. */
+	for (int64_t prev = -1, cur; (cur = slab_cg_bytes()) != 0 && prev != cur;) {
+		if (prev >= 0 && llabs(prev - cur) < (1 << 20))
+			break;
+		prev = cur;
+		usleep(200 * 1000);
+	}
+	for (size_t i = 0; i < NCASES && !rc; i++)
+		if (res[i].done)
+			rc = raw_measure(&cases[i], &res[i]);
 	rc = rc ?: parts_measure(empty_fd, (int)runs, (uint32_t)repeat);
 	rows_pkt(res);
 	bh_empty__destroy(empty);
