@@ -3,7 +3,7 @@
 #
 # The datapath benchmark, run on demand (not part of CTest): builds bh_bench in build-bench/,
 # measures, and prints one table in which every figure stands next to a baseline measured in the
-# same run. As root; about 3 to 5 minutes on 2 cores.
+# same run. As root; about 4 minutes on 2 cores.
 #
 #   tests/bench/run.sh [--quick]
 #
@@ -41,7 +41,7 @@ if [ $quick = 1 ]; then
 	apply_reps=3 rounds=1 secs=2
 else
 	pkt_args=(--runs 9)
-	apply_reps=7 rounds=5 secs=4
+	apply_reps=7 rounds=7 secs=5
 fi
 
 run=$$
