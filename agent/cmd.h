@@ -5,5 +5,8 @@
 
 /* Each returns the process exit status: 0 success, 1 failure, 2 usage error. */
 int cmd_dataplane(int argc, char **argv);
+int cmd_enroll(int argc, char **argv);
+int cmd_renew(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

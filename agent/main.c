@@ -11,6 +11,9 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{"enroll", cmd_enroll, "join this node to a controller with a join token"},
+	{"renew", cmd_renew, "renew this node's certificate"},
+	{"check", cmd_check, "connect to the controller with this node's certificate"},
 	{"dataplane", cmd_dataplane, "apply, inspect and remove the eBPF datapath of this node"},
 };
 

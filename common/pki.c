@@ -35,7 +35,7 @@
 
 #include "bulkhead/pki.h"
 
-#define CLOCK_SKEW_S   300	  /* issued not_before is backdated this much */
+#define CLOCK_SKEW_S   300	  /* issued not_before is backdated up to this much */
 #define SERIAL_BITS    128	  /* random serial size */
 #define SERIAL_HEX_MAX 40	  /* RFC 5280: serials are at most 20 octets */
 #define DAYS_MAX       36500u	  /* a century: anything longer is a typo */
@@ -662,7 +662,13 @@ static int issue_cert(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *pub, const struct bh
 
 	if (!x)
 		return pki_fail(err, -ENOMEM, "cannot allocate a certificate");
-	nb = what->not_before_override ? what->not_before_override : now - CLOCK_SKEW_S;
+	/* Backdated for clock skew, but by no more than a tenth of the lifetime: a holder renews
+	 * after two thirds of not_after - not_before, and that must stay two thirds of the life
+	 * the CA meant even for a certificate of seconds. */
+	nb = what->not_before_override
+		     ? what->not_before_override
+		     : now - (what->lifetime_s / 10 < CLOCK_SKEW_S ? (time_t)(what->lifetime_s / 10)
+								   : CLOCK_SKEW_S);
 	na = what->not_after_override ? what->not_after_override : now + (time_t)what->lifetime_s;
 	if (na <= nb) {
 		r = bh_error_set(err, -EINVAL,
@@ -786,11 +792,26 @@ out:
 
 /* ---------------------------------------------------------------- reading certificates */
 
-int bh_pki_fingerprint(const char *cert_pem, char out[72], struct bh_error *err)
+/* "sha256:" + hex of SHA-256(der) into out (72 bytes). */
+static int sha256_hex(const unsigned char *der, size_t len, char out[72], struct bh_error *err)
 {
 	static const char hexd[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return pki_fail(err, -EIO, "cannot compute SHA-256");
+	memcpy(out, "sha256:", 7);
+	for (unsigned int i = 0; i < mdlen; i++) {
+		out[7 + 2 * i] = hexd[md[i] >> 4];
+		out[7 + 2 * i + 1] = hexd[md[i] & 0xf];
+	}
+	out[7 + 2 * mdlen] = '\0';
+	return 0;
+}
+
+int bh_pki_fingerprint(const char *cert_pem, char out[72], struct bh_error *err)
+{
 	unsigned char *der = NULL;
 	X509 *x = NULL;
 	int r, len;
@@ -803,18 +824,45 @@ int bh_pki_fingerprint(const char *cert_pem, char out[72], struct bh_error *err)
 		r = pki_fail(err, -EBADMSG, "cannot DER-encode the certificate");
 		goto out;
 	}
-	if (!EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
-		r = pki_fail(err, -EIO, "cannot hash the certificate");
-		goto out;
-	}
-	memcpy(out, "sha256:", 7);
-	for (unsigned int i = 0; i < mdlen; i++) {
-		out[7 + 2 * i] = hexd[md[i] >> 4];
-		out[7 + 2 * i + 1] = hexd[md[i] & 0xf];
-	}
-	out[7 + 2 * mdlen] = '\0';
+	r = sha256_hex(der, (size_t)len, out, err);
 out:
 	OPENSSL_free(der);
+	X509_free(x);
+	ERR_clear_error();
+	return r;
+}
+
+int bh_pki_key_fingerprint(const char *pem, char out[72], struct bh_error *err)
+{
+	EVP_PKEY *pk = NULL;
+	X509 *x = NULL;
+	X509_REQ *req = NULL;
+	unsigned char *der = NULL;
+	int r, len;
+
+	if (pem && strstr(pem, "-----BEGIN CERTIFICATE REQUEST-----")) {
+		r = load_csr(pem, &req, err);
+		if (r == 0 && !(pk = X509_REQ_get_pubkey(req)))
+			r = pki_fail(err, -EBADMSG, "CSR without a public key");
+	} else if (pem && strstr(pem, "-----BEGIN CERTIFICATE-----")) {
+		r = load_cert(pem, "certificate", &x, err);
+		if (r == 0 && !(pk = X509_get_pubkey(x)))
+			r = pki_fail(err, -EBADMSG, "certificate without a public key");
+	} else {
+		r = load_key(pem, "key", &pk, err);
+	}
+	if (r)
+		goto out;
+	len = i2d_PUBKEY(pk, &der);
+	if (len <= 0) {
+		r = pki_fail(err, -EBADMSG, "cannot DER-encode the public key");
+		goto out;
+	}
+	r = sha256_hex(der, (size_t)len, out, err);
+out:
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+	X509_REQ_free(req);
 	X509_free(x);
 	ERR_clear_error();
 	return r;

@@ -190,6 +190,8 @@ static bool wait_connected(struct bh_rpc_client *c, uint32_t wait_ms, char *why,
 	up = c->pipes > 0;
 	snprintf(why, len, "%s", c->last_error);
 	pthread_mutex_unlock(&c->lock);
+	if (!up && !why[0])
+		bh_tls_last_failure(why, len, (wait_ms + 999) / 1000 + 1);
 	return up;
 }
 

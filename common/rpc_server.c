@@ -623,8 +623,10 @@ int bh_rpc_server_listen(struct bh_rpc_server *s, const char *url, enum bh_rpc_l
 	return 0;
 }
 
-int bh_rpc_server_drop(struct bh_rpc_server *s,
-		       bool (*match)(const struct bh_identity *id, void *arg), void *arg)
+/* Pipes whose identity match() accepts; closes them if close. */
+static int peers_matching(struct bh_rpc_server *s,
+			  bool (*match)(const struct bh_identity *id, void *arg), void *arg,
+			  bool close)
 {
 	uint32_t *pipes = NULL;
 	unsigned int n = 0, cap = 0;
@@ -634,6 +636,10 @@ int bh_rpc_server_drop(struct bh_rpc_server *s,
 		for (struct peer *p = s->peers[b]; p; p = p->next) {
 			if (!match(&p->id, arg))
 				continue;
+			if (!close) {
+				n++;
+				continue;
+			}
 			if (n == cap) {
 				uint32_t *np = realloc(pipes, (cap ? cap * 2 : 16) * sizeof(*np));
 
@@ -647,7 +653,7 @@ int bh_rpc_server_drop(struct bh_rpc_server *s,
 	}
 	pthread_mutex_unlock(&s->plock);
 	/* closing outside the lock: the pipe callback takes it */
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; close && i < n; i++) {
 		nng_pipe p = NNG_PIPE_INITIALIZER;
 
 		p.id = pipes[i];
@@ -655,6 +661,18 @@ int bh_rpc_server_drop(struct bh_rpc_server *s,
 	}
 	free(pipes);
 	return (int)n;
+}
+
+int bh_rpc_server_drop(struct bh_rpc_server *s,
+		       bool (*match)(const struct bh_identity *id, void *arg), void *arg)
+{
+	return peers_matching(s, match, arg, true);
+}
+
+int bh_rpc_server_count(struct bh_rpc_server *s,
+			bool (*match)(const struct bh_identity *id, void *arg), void *arg)
+{
+	return peers_matching(s, match, arg, false);
 }
 
 int bh_rpc_server_port(struct bh_rpc_server *s, unsigned int i)

@@ -12,8 +12,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <stdbool.h>
 #include <nng/nng.h>
@@ -36,6 +39,7 @@ struct nng_tls_engine_config {
 
 struct nng_tls_engine_conn {
 	void *nng;	/* NNG's handle for nng_tls_engine_send/recv */
+	bool server;	/* a server logs refused peers; a client leaves it to its caller */
 	SSL *ssl;
 	bool done;	/* handshake finished */
 	bool verified;	/* the peer's certificate verified */
@@ -43,6 +47,41 @@ struct nng_tls_engine_conn {
 };
 
 static BIO_METHOD *bio_method;
+
+/* The last handshake failure in this process, for "why am I not connected" messages. */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_failure[200];
+static uint64_t last_failure_at;
+
+static void note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void note_failure(const char *fmt, ...)
+{
+	struct timespec ts;
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&last_lock);
+	va_start(ap, fmt);
+	vsnprintf(last_failure, sizeof(last_failure), fmt, ap);
+	va_end(ap);
+	last_failure_at = (uint64_t)ts.tv_sec;
+	pthread_mutex_unlock(&last_lock);
+}
+
+int bh_tls_last_failure(char *buf, size_t len, unsigned int within_s)
+{
+	struct timespec ts;
+	int found;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&last_lock);
+	found = last_failure[0] && (uint64_t)ts.tv_sec - last_failure_at <= within_s;
+	if (found)
+		snprintf(buf, len, "%s", last_failure);
+	pthread_mutex_unlock(&last_lock);
+	return found ? 0 : -ENOENT;
+}
 static _Thread_local const struct nng_tls_engine_conn *verified_conn;
 
 /* Revoked serials, refused in the verify callback. Sorted for bsearch. */
@@ -406,6 +445,7 @@ static int conn_init(struct nng_tls_engine_conn *c, void *nng, struct nng_tls_en
 	BIO *bio;
 
 	c->nng = nng;
+	c->server = cfg->mode == NNG_TLS_MODE_SERVER;
 	c->ssl = SSL_new(cfg->ctx);
 	bio = BIO_new(bio_method);
 	if (!c->ssl || !bio) {
@@ -504,12 +544,18 @@ static int ssl_result(struct nng_tls_engine_conn *c, int r, const char *what)
 		long vr = SSL_get_verify_result(c->ssl);
 
 		if (!c->done && vr != X509_V_OK) {
-			bh_log(LOG_NOTICE, "tls: %s refused: peer certificate: %s", what,
+			bh_log(c->server ? LOG_NOTICE : LOG_INFO, "tls: %s refused: peer certificate: %s", what,
 			       X509_verify_cert_error_string(vr));
+			note_failure("the peer's certificate was refused: %s",
+				     X509_verify_cert_error_string(vr));
 			ERR_clear_error();
 			return NNG_EPEERAUTH;
 		}
-		bh_log(LOG_NOTICE, "tls: %s failed: %s", what, ssl_errors(e, sizeof(e)));
+		ssl_errors(e, sizeof(e));
+		bh_log(c->server ? LOG_NOTICE : LOG_INFO, "tls: %s failed: %s", what, e);
+		/* "error:0A000414:SSL routines::sslv3 alert certificate revoked": keep the reason */
+		note_failure("TLS %s failed: %s", what,
+			     strrchr(e, ':') ? strrchr(e, ':') + 1 : e);
 		return NNG_ECRYPTO;
 	}
 	}

@@ -88,6 +88,10 @@ int bh_pki_issue_for_key(const char *ca_cert_pem, const char *ca_key_pem, const 
 /* SHA-256 of the certificate's DER, as "sha256:" + 64 lower-case hex digits. out: 72 bytes. */
 int bh_pki_fingerprint(const char *cert_pem, char out[72], struct bh_error *err);
 
+/* SHA-256 of the public key (DER SubjectPublicKeyInfo) in a certificate, a CSR or a private key
+ * PEM, as "sha256:<hex>". Identifies a node's key across its certificates. out: 72 bytes. */
+int bh_pki_key_fingerprint(const char *pem, char out[72], struct bh_error *err);
+
 /* Reads identity fields from a certificate (no verification). */
 int bh_pki_identity(const char *cert_pem, struct bh_identity *id, struct bh_error *err);
 

@@ -98,6 +98,10 @@ int bh_rpc_server_port(struct bh_rpc_server *s, unsigned int i);
 int bh_rpc_server_drop(struct bh_rpc_server *s,
 		       bool (*match)(const struct bh_identity *id, void *arg), void *arg);
 
+/* How many open connections have an identity match() accepts (any thread). */
+int bh_rpc_server_count(struct bh_rpc_server *s,
+			bool (*match)(const struct bh_identity *id, void *arg), void *arg);
+
 /* Number of open connections (any thread). */
 unsigned int bh_rpc_server_connections(struct bh_rpc_server *s);
 

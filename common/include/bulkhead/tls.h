@@ -42,6 +42,11 @@ int bh_tls_set_revoked(const char *const *serials, size_t n);
  * not TLS or its peer presented no verified certificate. Call from a pipe callback or any thread. */
 int bh_tls_pipe_identity(nng_pipe p, struct bh_identity *id);
 
+/* The last TLS handshake failure seen in this process within the last within_s seconds (what the
+ * peer's alert or our verification said), for messages that explain a missing connection.
+ * Returns 0, or -ENOENT if there was none. */
+int bh_tls_last_failure(char *buf, size_t len, unsigned int within_s);
+
 /* Maps an NNG error code to a negative errno (the one place this is done). */
 int bh_nng_errno(int nng_err);
 

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+/* bulkhead: the operator CLI. Global options, then a subcommand from the table. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulkhead/log.h"
+#include "cli.h"
+
+static const struct {
+	const char *name;
+	int (*run)(struct cli *c, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"token", cmd_token, "create, list and revoke join tokens"},
+	{"node", cmd_node, "list and revoke enrolled nodes"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bulkhead [OPTIONS] COMMAND [ARGS...]\n"
+		"\n"
+		"The Bulkhead operator CLI. It talks to the controller over its local admin socket\n"
+		"(as root on the controller host) or over mutual TLS with an operator certificate.\n"
+		"\n"
+		"commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\noptions:\n"
+		"  --admin-socket PATH   the controller's local socket (default\n"
+		"                        /run/bulkhead/controller.sock; env BULKHEAD_ADMIN_SOCKET)\n"
+		"  --controller URL      tls+tcp://HOST:PORT of the controller, with:\n"
+		"  --cert FILE --key FILE --ca FILE   an operator certificate, its key, the CA\n"
+		"  -o, --output FORMAT   table (default) or json\n"
+		"  --timeout SECONDS     per call (default 10)\n"
+		"  -v, --log-level LEVEL err, warning, notice, info, debug\n"
+		"\n"
+		"Settings may also come from $BULKHEAD_CONFIG or ~/.config/bulkhead/config, lines of\n"
+		"'key = value' with keys admin-socket, controller, cert, key, ca.\n"
+		"Exit status: 0 success, 1 failure (the controller's message says why), 2 usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"admin-socket", required_argument, NULL, 'A'},
+		{"controller", required_argument, NULL, 'c'},
+		{"cert", required_argument, NULL, 'C'},
+		{"key", required_argument, NULL, 'K'},
+		{"ca", required_argument, NULL, 'a'},
+		{"output", required_argument, NULL, 'o'},
+		{"timeout", required_argument, NULL, 't'},
+		{"log-level", required_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct cli c = {.admin_socket = getenv("BULKHEAD_ADMIN_SOCKET")};
+	int opt, rc = 2;
+
+	bh_log_init("bulkhead", LOG_ERR);
+	while ((opt = getopt_long(argc, argv, "+o:v:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'A':
+			c.admin_socket = optarg;
+			break;
+		case 'c':
+			c.controller = optarg;
+			break;
+		case 'C':
+			c.cert = optarg;
+			break;
+		case 'K':
+			c.key = optarg;
+			break;
+		case 'a':
+			c.ca = optarg;
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
+				fprintf(stderr, "bulkhead: -o \"%s\": want table or json\n", optarg);
+				return 2;
+			}
+			c.json = strcmp(optarg, "json") == 0;
+			break;
+		case 't':
+			c.timeout_ms = (unsigned int)atoi(optarg) * 1000u;
+			break;
+		case 'v':
+			if (bh_log_level_parse(optarg) < 0) {
+				fprintf(stderr, "bulkhead: bad --log-level \"%s\"\n", optarg);
+				return 2;
+			}
+			bh_log_level = bh_log_level_parse(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[optind], "version")) {
+		printf("bulkhead %s\n", BULKHEAD_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			int n = 0;
+			char *args[64];
+
+			for (int k = optind; k < argc && n < 63; k++)
+				args[n++] = argv[k];
+			args[n] = NULL;
+			rc = commands[i].run(&c, n, args);
+			bh_rpc_client_destroy(c.client);
+			return rc;
+		}
+	}
+	fprintf(stderr, "bulkhead: unknown command \"%s\"\n", argv[optind]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The controller daemon's shared state and the entry points of its parts. */
+#ifndef CTL_CTL_H
+#define CTL_CTL_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include <uv.h>
+
+#include "bulkhead/error.h"
+#include "bulkhead/rpc.h"
+#include "store.h"
+
+/* Files of a state directory. */
+#define CTL_CA_KEY	"ca.key"
+#define CTL_CA_CERT	"ca.crt"
+#define CTL_SERVER_KEY	"controller.key"
+#define CTL_SERVER_CERT "controller.crt"
+#define CTL_ADMIN_KEY	"admin.key"
+#define CTL_ADMIN_CERT	"admin.crt"
+#define CTL_CRL		"crl.pem"
+#define CTL_PORTS	"ports" /* "agent PORT\nenroll PORT\n" once serving */
+
+#define CTL_DEFAULT_LISTEN	 "tls+tcp://0.0.0.0:7443"
+#define CTL_DEFAULT_ENROLL	 "tls+tcp://0.0.0.0:7444"
+#define CTL_DEFAULT_ADMIN	 "ipc:///run/bulkhead/controller.sock"
+#define CTL_DEFAULT_CERT_LIFE	 (7ul * 86400)
+
+/* The controller. Owned by the loop thread. */
+struct ctl {
+	char dir[PATH_MAX];
+	uv_loop_t *loop;
+	struct ctl_store *store;
+	struct bh_rpc_server *rpc;
+	char *ca_pem, *ca_key_pem;
+	char ca_fp[72];
+	unsigned long cert_lifetime_s;
+	int agent_port;
+};
+
+struct ctl_init_opts {
+	const char *dir;
+	const char *const *names;     /* DNS names for the controller's certificate (NULL-ended) */
+	const char *const *addresses; /* IP addresses for it */
+	unsigned int ca_days;	      /* CA validity (default 3650) */
+	unsigned int server_days;     /* controller certificate validity (default 365) */
+	bool force;		      /* replace existing files */
+};
+
+/* bulkhead-controller init: CA, controller certificate, first operator certificate, store, CRL.
+ * Files 0600 in a 0700 directory; refuses to overwrite without force. */
+int ctl_init_state(const struct ctl_init_opts *o, struct bh_error *err);
+
+/* Reads a state-directory file into a malloc'd string. */
+int ctl_read(const struct ctl *c, const char *name, char **out, struct bh_error *err);
+
+/* Rewrites the CRL from the store and hands the revoked serials to the TLS engine. */
+int ctl_revocations_refresh(struct ctl *c, struct bh_error *err);
+
+/* Registers the RPC handlers of each part. */
+int ctl_enroll_register(struct ctl *c);
+int ctl_api_register(struct ctl *c);
+
+#endif

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CTL_SERVE_H
+#define CTL_SERVE_H
+
+#include <stddef.h>
+
+#include "bulkhead/error.h"
+
+struct ctl_serve_opts {
+	const char *dir;
+	const char *listen;	   /* agents and operators, mutual TLS */
+	const char *enroll_listen; /* enrollment, server TLS; "none" to disable */
+	const char *admin;	   /* local admin socket (ipc://); "none" to disable */
+	unsigned long cert_lifetime_s;
+	size_t max_msg;
+};
+
+/* Runs the controller until SIGTERM/SIGINT. Returns 0 after a clean stop. */
+int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err);
+
+#endif
