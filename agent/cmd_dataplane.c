@@ -277,8 +277,8 @@ static int print_flow(const struct agent_dp_flow *f, void *ctx)
 {
 	const struct dp_cli *c = ctx;
 	char pb[8], t1[32], t2[32];
-	time_t first = (time_t)(bh_boot_ns_to_unix_ns(f->val.first_seen) / 1000000000ull);
-	time_t last = (time_t)(bh_boot_ns_to_unix_ns(f->val.last_seen) / 1000000000ull);
+	time_t first = (time_t)(bh_mono_ns_to_unix_ns(f->val.first_seen) / 1000000000ull);
+	time_t last = (time_t)(bh_mono_ns_to_unix_ns(f->val.last_seen) / 1000000000ull);
 	struct tm tm;
 
 	if (c->json) {
@@ -288,8 +288,8 @@ static int print_flow(const struct agent_dp_flow *f, void *ctx)
 		       f->key.src_id, f->key.dst_id, f->key.proto, f->key.port,
 		       f->key.dir == BH_DIR_INGRESS ? "ingress" : "egress",
 		       verdict_name(f->key.verdict), f->key.rule_id, (uint64_t)f->val.packets,
-		       (uint64_t)f->val.bytes, bh_boot_ns_to_unix_ns(f->val.first_seen),
-		       bh_boot_ns_to_unix_ns(f->val.last_seen));
+		       (uint64_t)f->val.bytes, bh_mono_ns_to_unix_ns(f->val.first_seen),
+		       bh_mono_ns_to_unix_ns(f->val.last_seen));
 		return 0;
 	}
 	strftime(t1, sizeof(t1), "%H:%M:%S", localtime_r(&first, &tm));
@@ -338,7 +338,7 @@ static int print_event(const struct bh_event *e, void *ctx)
 		printf("{\"ts\":%" PRIu64 ",\"ifname\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
 		       "\"dst\":\"%s\",\"dport\":%u,\"proto\":%u,\"direction\":\"%s\","
 		       "\"verdict\":\"%s\",\"rule\":%u,\"local\":%u,\"remote\":%u,\"reason\":%d}\n",
-		       bh_boot_ns_to_unix_ns(e->ts), ifn, s, e->sport, d, e->dport, e->proto,
+		       bh_mono_ns_to_unix_ns(e->ts), ifn, s, e->sport, d, e->dport, e->proto,
 		       e->dir == BH_DIR_INGRESS ? "ingress" : "egress", verdict_name(e->verdict),
 		       e->rule_id, e->local_id, e->remote_id, e->reason);
 	else

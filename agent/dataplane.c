@@ -1411,12 +1411,21 @@ int agent_dp_events_fd(struct agent_dp *dp)
 int agent_dp_detach(struct agent_dp *dp, struct bh_error *err)
 {
 	char path[PATH_MAX];
-	__u32 key;
 	int rc = 0;
 
-	/* Every attached interface, re-reading the first key each time since we delete as we go. */
-	while (bpf_map_get_next_key(dp->fd_attached, NULL, &key) == 0)
-		tc_detach(dp, key);
+	/* Every attached interface: keys collected first, since detaching deletes them. */
+	{
+		__u32 keys[4096], *prev = NULL;
+		size_t n = 0;
+
+		while (n < BH_ARRAY_SIZE(keys) &&
+		       bpf_map_get_next_key(dp->fd_attached, prev, &keys[n]) == 0) {
+			prev = &keys[n];
+			n++;
+		}
+		for (size_t i = 0; i < n; i++)
+			tc_detach(dp, keys[i]);
+	}
 	for (size_t i = 0; i < BH_ARRAY_SIZE(pin_names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dp->dir, pin_names[i]);
 		if (unlink(path) < 0 && errno != ENOENT)

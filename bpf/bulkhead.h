@@ -159,7 +159,7 @@ _Static_assert(sizeof(struct bh_ct_key) == 44, "bh_ct_key layout");
 
 struct bh_ct_val {
 	__u64 epoch;	 /* state epoch the verdict was decided under */
-	__u64 last_seen; /* CLOCK_BOOTTIME ns */
+	__u64 last_seen; /* CLOCK_MONOTONIC_COARSE ns */
 	__u32 local_id;
 	__u32 remote_id;
 	__u32 rule_id;
@@ -212,14 +212,14 @@ _Static_assert(sizeof(struct bh_flow_key) == 20, "bh_flow_key layout");
 struct bh_flow_val {
 	__u64 packets;
 	__u64 bytes;
-	__u64 first_seen; /* CLOCK_BOOTTIME ns */
+	__u64 first_seen; /* CLOCK_MONOTONIC_COARSE ns */
 	__u64 last_seen;
 };
 _Static_assert(sizeof(struct bh_flow_val) == 32, "bh_flow_val layout");
 
 /* A deny (or would-deny) event, sent through the ring buffer with a per-CPU rate limit. */
 struct bh_event {
-	__u64 ts; /* CLOCK_BOOTTIME ns */
+	__u64 ts; /* CLOCK_MONOTONIC_COARSE ns */
 	__u32 ifindex;
 	__u32 local_id;
 	__u32 remote_id;

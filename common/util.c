@@ -29,11 +29,11 @@ uint64_t bh_now_boot_ns(void)
 	return clock_ns(CLOCK_BOOTTIME);
 }
 
-uint64_t bh_boot_ns_to_unix_ns(uint64_t boot_ns)
+uint64_t bh_mono_ns_to_unix_ns(uint64_t mono_ns)
 {
-	uint64_t now_real = clock_ns(CLOCK_REALTIME), now_boot = clock_ns(CLOCK_BOOTTIME);
+	uint64_t now_real = clock_ns(CLOCK_REALTIME), now_mono = clock_ns(CLOCK_MONOTONIC);
 
-	return now_real - (now_boot - boot_ns);
+	return mono_ns > now_mono ? now_real : now_real - (now_mono - mono_ns);
 }
 
 int bh_parse_u64(const char *s, uint64_t max, uint64_t *out)

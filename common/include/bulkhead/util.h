@@ -12,8 +12,9 @@
 uint64_t bh_now_mono_ns(void);
 uint64_t bh_now_boot_ns(void);
 
-/* Converts a CLOCK_BOOTTIME timestamp in ns (what the BPF programs record) to Unix epoch ns. */
-uint64_t bh_boot_ns_to_unix_ns(uint64_t boot_ns);
+/* Converts a CLOCK_MONOTONIC timestamp in ns (what the BPF programs record, from the coarse
+ * clock) to Unix epoch ns. */
+uint64_t bh_mono_ns_to_unix_ns(uint64_t mono_ns);
 
 /*
  * Parses an address with optional "/len" ("198.18.0.0/15", "fd00:b1::1"). On success fills addr
