@@ -174,11 +174,13 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	char addr[64] = "?";
 
 	if (ev == NNG_PIPE_EV_REM_POST) {
+		bh_log(LOG_DEBUG, "rpc: pipe %d gone", nng_pipe_id(p));
 		peer_del(s, (uint32_t)nng_pipe_id(p));
 		return;
 	}
 	if (ev != NNG_PIPE_EV_ADD_PRE)
 		return;
+	bh_log(LOG_DEBUG, "rpc: pipe %d arriving", nng_pipe_id(p));
 	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET)
 		snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u",
 			 ((uint8_t *)&sa.s_in.sa_addr)[0], ((uint8_t *)&sa.s_in.sa_addr)[1],

@@ -256,7 +256,8 @@ int bh_tls_set_revoked(const char *const *serials, size_t n)
 			return -ENOMEM;
 		}
 	}
-	qsort(nr, n, sizeof(*nr), serial_cmp);
+	if (n)
+		qsort(nr, n, sizeof(*nr), serial_cmp);
 	pthread_rwlock_wrlock(&revoked_lock);
 	old = revoked;
 	old_n = n_revoked;
@@ -485,8 +486,13 @@ static void conn_fini(struct nng_tls_engine_conn *c)
 
 static void conn_close(struct nng_tls_engine_conn *c)
 {
-	if (c->done)
+	if (c->done) {
+		ERR_clear_error();
 		SSL_shutdown(c->ssl);
+		/* a close_notify that cannot go out is not an error anyone will read: leave the
+		 * thread's queue clean for the next connection it serves */
+		ERR_clear_error();
+	}
 }
 
 static void conn_peer(struct nng_tls_engine_conn *c)
@@ -561,12 +567,19 @@ static int ssl_result(struct nng_tls_engine_conn *c, int r, const char *what)
 	}
 }
 
+/*
+ * Every SSL_* call below starts from an empty error queue. SSL_get_error() looks at the calling
+ * thread's whole queue: an entry left by another connection this NNG thread served earlier
+ * (a failed handshake, a close_notify during init) would turn this connection's harmless
+ * WANT_READ into a fatal error and reset a healthy connection.
+ */
 static int conn_handshake(struct nng_tls_engine_conn *c)
 {
 	int r;
 
 	if (c->done)
 		return 0;
+	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r != 1)
 		return ssl_result(c, r, "handshake");
@@ -578,7 +591,10 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
 {
 	size_t n = 0;
-	int r = SSL_read_ex(c->ssl, buf, *len, &n);
+	int r;
+
+	ERR_clear_error();
+	r = SSL_read_ex(c->ssl, buf, *len, &n);
 
 	if (r != 1)
 		return ssl_result(c, r, "receive");
@@ -589,7 +605,10 @@ static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
 static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *len)
 {
 	size_t n = 0;
-	int r = SSL_write_ex(c->ssl, buf, *len, &n);
+	int r;
+
+	ERR_clear_error();
+	r = SSL_write_ex(c->ssl, buf, *len, &n);
 
 	if (r != 1)
 		return ssl_result(c, r, "send");
