@@ -99,7 +99,7 @@ int agent_enroll(const struct agent_enroll_opts *o, bool *already, struct bh_err
 	Bulkhead__EnrollRequest rq = BULKHEAD__ENROLL_REQUEST__INIT;
 	Bulkhead__EnrollResponse *rs = NULL;
 	struct bh_identity id;
-	char host[256], url[300], fp[72], msg[512], conf[700], *key = NULL, *csr = NULL;
+	char host[256], url[300], fp[72], msg[512], conf[2048], *key = NULL, *csr = NULL;
 	int port, rc, st;
 
 	*already = false;
@@ -182,8 +182,12 @@ int agent_enroll(const struct agent_enroll_opts *o, bool *already, struct bh_err
 						 "this node's");
 		goto out;
 	}
-	snprintf(conf, sizeof(conf), "controller %s:%u\nenroll %s:%d\nname %s\nlabels %s\nmode %s\n",
-		 host, rs->agent_port, host, port, o->name, rs->labels, rs->mode);
+	if (snprintf(conf, sizeof(conf), "controller %s:%u\nenroll %s:%d\nname %s\nlabels %s\nmode %s\n",
+		     host, rs->agent_port, host, port, o->name, rs->labels, rs->mode) >=
+	    (int)sizeof(conf)) {
+		rc = bh_error_set(err, -EMSGSIZE, "the node's labels are too long to store");
+		goto out;
+	}
 	if ((rc = write_file(o->state_dir, AGENT_CA, car->ca_pem, true, err)) ||
 	    (rc = write_file(o->state_dir, AGENT_CERT, rs->cert_pem, true, err)) ||
 	    (rc = write_file(o->state_dir, AGENT_CONF, conf, true, err)))

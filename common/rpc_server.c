@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -390,6 +391,12 @@ static void dispatch(struct bh_rpc_server *s, struct worker *w)
 	}
 	rq = bulkhead__rpc_request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
+	/* Unknown fields are kept by protobuf-c, one allocation each: a small message of many of
+	 * them costs far more memory and time than its size. Nothing we speak has any. */
+	if (rq && rq->base.n_unknown_fields) {
+		bulkhead__rpc_request__free_unpacked(rq, NULL);
+		rq = NULL;
+	}
 	if (!rq) {
 		bh_log(LOG_NOTICE, "rpc: bad envelope from %s %s", bh_role_name(call->peer.role),
 		       call->peer.name);
@@ -400,6 +407,13 @@ static void dispatch(struct bh_rpc_server *s, struct worker *w)
 	call->id = rq->id;
 	call->deadline = bh_now_mono_ns() / 1000000 +
 			 (rq->timeout_ms ? rq->timeout_ms : BH_RPC_TIMEOUT_DEFAULT);
+	/* A certificate that expired while its connection stayed up no longer speaks. */
+	if (call->peer.role != BH_ROLE_NONE && call->peer.not_after &&
+	    time(NULL) > call->peer.not_after) {
+		worker_send(w, rq->id, BULKHEAD__RPC_STATUS__RPC_UNAUTHENTICATED,
+			    "your certificate has expired: renew or enroll again", NULL, 0, 0);
+		goto out;
+	}
 	m = method_get(s, rq->method);
 	if (!m) {
 		snprintf(why, sizeof(why), "unknown method \"%.100s\"", rq->method);
@@ -417,8 +431,15 @@ static void dispatch(struct bh_rpc_server *s, struct worker *w)
 		worker_send(w, rq->id, BULKHEAD__RPC_STATUS__RPC_PERMISSION_DENIED, why, NULL, 0, 0);
 		goto out;
 	}
-	rc = bh_rpc_body_unpack(m->md->input, rq->body.data, rq->body.len, rq->flags, s->max_msg,
+	/* anonymous (enrollment) peers get a small inflate budget */
+	rc = bh_rpc_body_unpack(m->md->input, rq->body.data, rq->body.len, rq->flags,
+				call->peer.role == BH_ROLE_NONE ? BH_RPC_MAX_MSG_ANON : s->max_msg,
 				&body);
+	if (rc == 0 && body->n_unknown_fields) {
+		protobuf_c_message_free_unpacked(body, NULL);
+		body = NULL;
+		rc = -EINVAL;
+	}
 	if (rc) {
 		snprintf(why, sizeof(why), "%s: %s", m->full,
 			 rc == -EMSGSIZE ? "request body inflates past the size limit"
@@ -602,6 +623,9 @@ int bh_rpc_server_listen(struct bh_rpc_server *s, const char *url, enum bh_rpc_l
 	} else {
 		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
 	}
+	/* enrollment peers are anyone: their messages are small, and so is what they may send */
+	if (rv == 0 && kind == BH_RPC_LISTEN_ENROLL)
+		rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, BH_RPC_MAX_MSG_ANON);
 	if (rv == 0) {
 		s->listeners[s->n_listeners].l = l;
 		s->listeners[s->n_listeners].kind = kind;

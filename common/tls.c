@@ -82,7 +82,10 @@ int bh_tls_last_failure(char *buf, size_t len, unsigned int within_s)
 	pthread_mutex_unlock(&last_lock);
 	return found ? 0 : -ENOENT;
 }
-static _Thread_local const struct nng_tls_engine_conn *verified_conn;
+/* verified() copies its connection's identity here (a copy, not a pointer: the connection may be
+ * reaped as soon as NNG lets go of it) for bh_tls_pipe_identity() on the same thread. */
+static _Thread_local struct bh_identity verified_id;
+static _Thread_local bool verified_set;
 
 /* Revoked serials, refused in the verify callback. Sorted for bsearch. */
 static pthread_rwlock_t revoked_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -479,8 +482,6 @@ static int conn_init(struct nng_tls_engine_conn *c, void *nng, struct nng_tls_en
 
 static void conn_fini(struct nng_tls_engine_conn *c)
 {
-	if (verified_conn == c)
-		verified_conn = NULL;
 	SSL_free(c->ssl);
 }
 
@@ -618,7 +619,9 @@ static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *
 
 static bool conn_verified(struct nng_tls_engine_conn *c)
 {
-	verified_conn = c->verified ? c : NULL;
+	verified_set = c->verified;
+	if (c->verified)
+		verified_id = c->peer;
 	return c->verified;
 }
 
@@ -738,10 +741,10 @@ int bh_tls_pipe_identity(nng_pipe p, struct bh_identity *id)
 {
 	bool v = false;
 
-	verified_conn = NULL;
-	if (nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &v) != 0 || !v || !verified_conn)
+	verified_set = false;
+	if (nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &v) != 0 || !v || !verified_set)
 		return -ENOENT;
-	*id = verified_conn->peer;
-	verified_conn = NULL;
+	*id = verified_id;
+	verified_set = false;
 	return 0;
 }

@@ -207,7 +207,7 @@ static int newest(const struct ctl_cert *cert, void *arg)
 {
 	struct newest_cert *nc = arg;
 
-	if (!cert->revoked && cert->not_after > nc->not_after) {
+	if (!cert->revoked && strcmp(cert->role, "agent") == 0 && cert->not_after > nc->not_after) {
 		nc->not_after = cert->not_after;
 		snprintf(nc->serial, sizeof(nc->serial), "%s", cert->serial);
 	}

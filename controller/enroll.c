@@ -144,7 +144,7 @@ static void h_renew(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 	struct ctl *c = arg;
 	Bulkhead__RenewResponse resp = BULKHEAD__RENEW_RESPONSE__INIT;
 	struct bh_error err = {0};
-	struct ctl_node node;
+	struct ctl_node node = {0};
 	char keyfp[72], *cert = NULL;
 	int rc;
 
@@ -152,9 +152,13 @@ static void h_renew(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 		bh_rpc_reply(call, ST(INVALID_ARGUMENT), NULL, "CSR: %s", err.msg);
 		return;
 	}
-	if (ctl_store_node_get(c->store, peer->name, &node) != 0 || node.revoked) {
-		bh_rpc_reply(call, ST(PERMISSION_DENIED), NULL, "node %s is not enrolled%s",
-			     peer->name, node.revoked ? " (revoked)" : "");
+	if (ctl_store_node_get(c->store, peer->name, &node) != 0) {
+		bh_rpc_reply(call, ST(PERMISSION_DENIED), NULL, "node %s is not enrolled",
+			     peer->name);
+		return;
+	}
+	if (node.revoked) {
+		bh_rpc_reply(call, ST(PERMISSION_DENIED), NULL, "node %s is revoked", peer->name);
 		return;
 	}
 	/* the key is the node's identity: a renewal keeps it (a new key means a new enrollment) */

@@ -105,7 +105,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		       " VALUES (?1, ?2, ?3, ?4, ?5, 0)",
 	[S_NODE_REVOKE] = "UPDATE nodes SET revoked = 1 WHERE name = ?1",
 	[S_NODE_CERTS_REVOKE] = "UPDATE certs SET revoked = 1, revoked_at = ?2"
-				" WHERE name = ?1 AND revoked = 0",
+				" WHERE name = ?1 AND role = 'agent' AND revoked = 0",
 	[S_CERT_ADD] = "INSERT INTO certs (serial, name, role, not_after, revoked, revoked_at)"
 		       " VALUES (?1, ?2, ?3, ?4, 0, NULL)",
 	/* revoking twice keeps the first revocation time */

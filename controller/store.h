@@ -86,7 +86,8 @@ int ctl_store_node_get(struct ctl_store *st, const char *name, struct ctl_node *
 int ctl_store_node_list(struct ctl_store *st, int (*cb)(const struct ctl_node *n, void *ctx),
 			void *ctx);
 
-/* Marks the node revoked and every certificate issued to it; -ENOENT if unknown. */
+/* Marks the node revoked and every agent certificate issued to it (an operator's certificate of
+ * the same name is not the node's); -ENOENT if unknown. */
 int ctl_store_node_revoke(struct ctl_store *st, const char *name, time_t now,
 			  struct bh_error *err);
 

@@ -212,6 +212,15 @@ grep -q "certificate revoked" "$T/controller.log" && ok "the controller says why
 openssl crl -in "$T/ctl/crl.pem" -noout -text 2>/dev/null | grep -qi "serial number" &&
 	ok "the CRL lists the revoked certificate" || not_ok "the CRL lists the revoked certificate"
 
+# a node may call itself "admin"; revoking it must not revoke the operator certificate "admin"
+TA=$(token --ttl 10m)
+enroll "$T/adm" --token "$TA" --name admin >/dev/null 2>&1
+"$CLI" node revoke admin >/dev/null 2>&1
+out=$("$CLI" --controller "tls+tcp://127.0.0.1:$APORT" --cert "$T/ctl/admin.crt" \
+	--key "$T/ctl/admin.key" --ca "$T/ctl/ca.crt" node list 2>&1) &&
+	ok "remote operator (mutual TLS) survives revoking a node named like it" ||
+	not_ok "remote operator (mutual TLS) survives revoking a node named like it" "$out"
+
 # ---- restart keeps everything ---------------------------------------------------------------------
 
 TS=$(token --ttl 10m)

@@ -524,6 +524,20 @@ static int t_bad_envelope_and_unknown_method(void)
 			 strstr(rep->message, "bad envelope"),
 		 "garbage: %s", rep ? rep->message : "undecodable");
 	bulkhead__rpc_reply__free_unpacked(rep, NULL);
+	/* a valid envelope followed by an unknown field (field 99, varint) */
+	rq.method = "/bulkhead.Agent/GetNode";
+	rq.id = 6;
+	nng_msg_alloc(&m, bulkhead__rpc_request__get_packed_size(&rq));
+	bulkhead__rpc_request__pack(&rq, nng_msg_body(m));
+	nng_msg_append(m, "\x98\x06\x01", 3);
+	nng_sendmsg(s, m, 0);
+	rv = nng_recvmsg(s, &m, 0);
+	T_ASSERT(rv == 0, "no answer to unknown field");
+	rep = bulkhead__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	T_ASSERT(rep && rep->status == BULKHEAD__RPC_STATUS__RPC_INVALID_ARGUMENT,
+		 "unknown field accepted: %s", rep ? rep->message : "undecodable");
+	bulkhead__rpc_reply__free_unpacked(rep, NULL);
 	/* an unknown method */
 	rq.method = "/bulkhead.Agent/SelfDestruct";
 	rq.id = 7;

@@ -28,6 +28,7 @@
 #include "bulkhead/tls.h"
 
 #define BH_RPC_MAX_MSG_DEFAULT	 (16u << 20) /* receive size limit on every socket */
+#define BH_RPC_MAX_MSG_ANON	 (64u << 10) /* the same for unauthenticated (enrollment) peers */
 #define BH_RPC_COMPRESS_OVER	 4096	     /* bodies larger than this are compressed */
 #define BH_RPC_TIMEOUT_DEFAULT	 30000	     /* ms, when a caller gives none */
 
