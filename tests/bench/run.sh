@@ -16,6 +16,9 @@
 # --quick skips the 1M-entry rule set and shortens every measurement (for trying changes only).
 # Everything it creates (network namespaces, veth, iptables rules, pins, iperf3 server) is
 # removed on exit, failure or interruption. Addresses: 198.18.0.0/15 only.
+#
+# The RPC layer (calls/s, latency, mutual-TLS handshakes) has its own benchmark: tests/bench/rpc.sh
+# (loopback only, no root, about 3 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$PWD
