@@ -49,6 +49,22 @@ int bh_rpc_body_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len, uint
 		*len = n;
 		return 0;
 	}
+	/* Try a sample first: random or already-compressed bodies (keys, certificates, packed
+	 * ids) do not shrink, and deflating 64 KiB only to throw it away costs milliseconds on
+	 * the loop thread. */
+	{
+		uLongf slen = compressBound(BH_RPC_COMPRESS_OVER);
+		uint8_t *sample = malloc(slen);
+		int ok = sample && compress2(sample, &slen, raw, BH_RPC_COMPRESS_OVER,
+					     Z_BEST_SPEED) == Z_OK;
+
+		free(sample);
+		if (!ok || slen > BH_RPC_COMPRESS_OVER * 9 / 10) {
+			*out = raw;
+			*len = n;
+			return 0;
+		}
+	}
 	zlen = compressBound((uLong)n);
 	z = malloc(zlen);
 	if (z && compress2(z, &zlen, raw, (uLong)n, Z_BEST_SPEED) == Z_OK && zlen < n) {
