@@ -201,7 +201,7 @@ int bh_rpc_call(struct bh_rpc_client *c, const ProtobufCServiceDescriptor *svc, 
 {
 	Bulkhead__RpcRequest rq = BULKHEAD__RPC_REQUEST__INIT;
 	Bulkhead__RpcReply *rep = NULL;
-	const ProtobufCMethodDescriptor *md = NULL;
+	const ProtobufCMethodDescriptor *md;
 	nng_ctx ctx;
 	nng_aio *aio = NULL;
 	nng_msg *m = NULL;
@@ -215,9 +215,7 @@ int bh_rpc_call(struct bh_rpc_client *c, const ProtobufCServiceDescriptor *svc, 
 	*resp = NULL;
 	if (!timeout_ms)
 		timeout_ms = BH_RPC_TIMEOUT_DEFAULT;
-	for (unsigned int i = 0; i < svc->n_methods; i++)
-		if (strcmp(svc->methods[i].name, method) == 0)
-			md = &svc->methods[i];
+	md = protobuf_c_service_descriptor_get_method_by_name(svc, method);
 	if (!md || req->descriptor != md->input)
 		return say(msg, msglen, BULKHEAD__RPC_STATUS__RPC_INTERNAL,
 			   "%s.%s: no such method or wrong request type", svc->name, method);

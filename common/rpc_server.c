@@ -574,12 +574,10 @@ fail:
 int bh_rpc_server_register(struct bh_rpc_server *s, const ProtobufCServiceDescriptor *svc,
 			   const char *method, uint32_t roles, bh_rpc_handler fn, void *arg)
 {
-	const ProtobufCMethodDescriptor *md = NULL;
+	const ProtobufCMethodDescriptor *md =
+		protobuf_c_service_descriptor_get_method_by_name(svc, method);
 	struct method *m;
 
-	for (unsigned int i = 0; i < svc->n_methods; i++)
-		if (strcmp(svc->methods[i].name, method) == 0)
-			md = &svc->methods[i];
 	if (!md || s->n_methods == MAX_METHODS)
 		return -EINVAL;
 	m = &s->methods[s->n_methods++];

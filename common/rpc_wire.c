@@ -23,12 +23,13 @@ const ProtobufCMethodDescriptor *bh_rpc_method_find(const ProtobufCServiceDescri
 	for (; *svcs; svcs++) {
 		if (strlen((*svcs)->name) != n || memcmp((*svcs)->name, full + 1, n) != 0)
 			continue;
-		for (unsigned int i = 0; i < (*svcs)->n_methods; i++) {
-			if (strcmp((*svcs)->methods[i].name, slash + 1) == 0) {
-				if (svc)
-					*svc = *svcs;
-				return &(*svcs)->methods[i];
-			}
+		const ProtobufCMethodDescriptor *md =
+			protobuf_c_service_descriptor_get_method_by_name(*svcs, slash + 1);
+
+		if (md) {
+			if (svc)
+				*svc = *svcs;
+			return md;
 		}
 	}
 	return NULL;
