@@ -67,7 +67,8 @@ struct worker {
 	nng_aio *aio;
 	nng_msg *req;	   /* received, waiting for the loop */
 	bool sending;
-	bool held;	   /* a handler holds its call */
+	bool held;	   /* its call is not answered yet (set while the handler runs) */
+	bool in_handler;   /* the handler is running: an answer now ends no long-poll */
 	bool was_held;	   /* the reply being sent ends a held call */
 	struct bh_rpc_call call;
 	struct worker *qnext; /* received queue, or idle list */
@@ -351,7 +352,7 @@ static void worker_send(struct worker *w, uint64_t id, int status, const char *m
 	bulkhead__rpc_reply__pack(&rep, nng_msg_body(msg));
 	pthread_mutex_lock(&w->s->qlock);
 	w->sending = true;
-	w->was_held = w->held;
+	w->was_held = w->held && !w->in_handler;
 	w->held = false;
 	pthread_mutex_unlock(&w->s->qlock);
 	nng_aio_set_msg(w->aio, msg);
@@ -452,12 +453,14 @@ static void dispatch(struct bh_rpc_server *s, struct worker *w)
 	}
 	pthread_mutex_lock(&s->qlock);
 	w->held = true;
+	w->in_handler = true;
 	pthread_mutex_unlock(&s->qlock);
 	m->fn(call, body, m->arg);
 	protobuf_c_message_free_unpacked(body, NULL);
 	/* A handler that keeps its call (a long-poll) keeps this context: start another receiver
 	 * in its place. */
 	pthread_mutex_lock(&s->qlock);
+	w->in_handler = false;
 	if (w->held)
 		receivers_fill(s);
 	pthread_mutex_unlock(&s->qlock);
