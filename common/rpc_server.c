@@ -33,6 +33,14 @@
 
 #define MAX_LISTENERS 8
 #define MAX_METHODS   64
+/*
+ * What NNG itself accepts on a connection: four times the limit. A request over the limit but
+ * under this cap is read and answered RESOURCE_EXHAUSTED, and the connection stays; only past
+ * the cap does NNG drop the connection unread. Besides being the clearer answer, this keeps
+ * ordinary clients off NNG 1.5.2's pipe-teardown path mid-receive, where its reaper can
+ * deadlock (nanomsg/nng#1543): seen here once in ~100 runs of test_rpc's oversized case.
+ */
+#define RPC_FRAME_CAP(limit) ((limit) * 4 + 1024)
 
 struct method {
 	const ProtobufCServiceDescriptor *svc;
@@ -377,6 +385,7 @@ static void dispatch(struct bh_rpc_server *s, struct worker *w)
 	const struct method *m;
 	struct bh_rpc_call *call = &w->call;
 	char why[160];
+	size_t limit;
 	int rc;
 
 	w->req = NULL;
@@ -388,6 +397,18 @@ static void dispatch(struct bh_rpc_server *s, struct worker *w)
 		pthread_mutex_lock(&s->qlock);
 		worker_recv(w);
 		pthread_mutex_unlock(&s->qlock);
+		return;
+	}
+	/* Over the limit but under the framing cap: answered, the connection stays (see
+	 * RPC_FRAME_CAP). The id is not known without decoding, which is what we refuse to do. */
+	limit = call->peer.role == BH_ROLE_NONE ? BH_RPC_MAX_MSG_ANON : s->max_msg;
+	if (nng_msg_len(msg) > limit + 1024) {
+		snprintf(why, sizeof(why), "request of %zu bytes exceeds the %zu-byte limit",
+			 nng_msg_len(msg), limit);
+		bh_log(LOG_NOTICE, "rpc: %s %s: %s", bh_role_name(call->peer.role),
+		       call->peer.name, why);
+		nng_msg_free(msg);
+		worker_send(w, 0, BULKHEAD__RPC_STATUS__RPC_RESOURCE_EXHAUSTED, why, NULL, 0, 0);
 		return;
 	}
 	rq = bulkhead__rpc_request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
@@ -556,7 +577,7 @@ int bh_rpc_server_create(struct bh_rpc_server **out, const struct bh_rpc_server_
 		bh_error_set(err, bh_nng_errno(rv), "opening the RPC socket: %s", nng_strerror(rv));
 		goto fail;
 	}
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_msg + 1024);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_FRAME_CAP(s->max_msg));
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	if (uv_async_init(s->loop, &s->wake, wake_cb)) {
@@ -626,7 +647,7 @@ int bh_rpc_server_listen(struct bh_rpc_server *s, const char *url, enum bh_rpc_l
 	}
 	/* enrollment peers are anyone: their messages are small, and so is what they may send */
 	if (rv == 0 && kind == BH_RPC_LISTEN_ENROLL)
-		rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, BH_RPC_MAX_MSG_ANON);
+		rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, RPC_FRAME_CAP(BH_RPC_MAX_MSG_ANON));
 	if (rv == 0) {
 		s->listeners[s->n_listeners].l = l;
 		s->listeners[s->n_listeners].kind = kind;
