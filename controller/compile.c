@@ -253,6 +253,10 @@ struct ctl_compiler {
 	uint64_t ident_gen;	/* bumped when the set of identities in use changes */
 	bool cidr_changed;
 	bool all_dirty;
+	/* addresses that came or went since the last update: a node whose CIDR peers contain one
+	 * must recompose its ipcache (workloads inside a CIDR are listed there) */
+	struct ctl_prefix *moved;
+	size_t n_moved, cap_moved;
 	struct ctl_numbering_change *num;
 	size_t n_num, cap_num;
 	const char **changed_nodes;
@@ -486,6 +490,7 @@ void ctl_compiler_destroy(struct ctl_compiler *c)
 	sm_free(&c->nodes);
 	sm_free(&c->addrs);
 	free(c->num);
+	free(c->moved);
 	free(c->changed_nodes);
 	free(c);
 }
@@ -619,6 +624,8 @@ static int wl_unlink(struct ctl_compiler *c, struct wl *w)
 		ident_drop_wl(c, w->ident, w);
 	w->ident = NULL;
 	for (size_t i = 0; i < w->doc.workload.n_addrs; i++) {
+		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
+			return -ENOMEM;
 		addr_key(&w->doc.workload.addrs[i], k, sizeof(k));
 		if (sm_get(&c->addrs, k) == w)
 			sm_del(&c->addrs, k);
@@ -635,6 +642,8 @@ static int wl_link(struct ctl_compiler *c, struct wl *w)
 		return -ENOMEM;
 	n->dirty = true;
 	for (size_t i = 0; i < w->doc.workload.n_addrs; i++) {
+		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
+			return -ENOMEM;
 		addr_key(&w->doc.workload.addrs[i], k, sizeof(k));
 		if (sm_put(&c->addrs, k, w))
 			return -ENOMEM;
@@ -1361,6 +1370,23 @@ static bool node_refers_cidr(const struct ctl_compiler *c, const struct node *n)
 	return false;
 }
 
+/* Whether an address that came or went lies within a CIDR the node's rules name. */
+static bool node_cidr_moved(const struct ctl_compiler *c, const struct node *n)
+{
+	if (!c->n_moved)
+		return false;
+	for (size_t k = 0; k < n->n_refs; k++) {
+		const struct ident *i = ident_by_id(c, n->refs[k]);
+
+		if (!i || !i->cidr)
+			continue;
+		for (size_t m = 0; m < c->n_moved; m++)
+			if (ctl_prefix_contains(&i->prefix, &c->moved[m]))
+				return true;
+	}
+	return false;
+}
+
 /* A workload's effective labels: its own, over its node's when it is the node's host. */
 static char *wl_labels(struct ctl_compiler *c, const struct wl *w)
 {
@@ -1403,6 +1429,11 @@ static int resolve_workloads(struct ctl_compiler *c)
 		if (!i)
 			return -ENOMEM;
 		if (w->ident != i) {
+			/* its addresses now carry another identity wherever CIDRs list them */
+			for (size_t a = 0; a < w->doc.workload.n_addrs; a++)
+				if (PUSH(c->moved, c->n_moved, c->cap_moved,
+					 w->doc.workload.addrs[a]))
+					return -ENOMEM;
 			if (w->ident)
 				ident_drop_wl(c, w->ident, w);
 			if (PUSH(i->wls, i->n_wls, i->cap_wls, w))
@@ -1536,12 +1567,13 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 			{
 				struct ident *i = e->val;
 
-				if (i->ipc_dirty && (node_refers(n, i->id) ||
-						     (!i->cidr && node_refers_cidr(c, n)))) {
+				if (i->ipc_dirty && node_refers(n, i->id)) {
 					dirty = true;
 					break;
 				}
 			}
+		if (!dirty)
+			dirty = node_cidr_moved(c, n);
 		if (!dirty)
 			continue;
 		if ((rc = node_compose(c, n, &changed)))
@@ -1561,6 +1593,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 		i->recompiled = false;
 	}
 	c->cidr_changed = false;
+	c->n_moved = 0;
 	return rc;
 }
 
