@@ -136,6 +136,8 @@ enum stmt_id {
 	S_OBJ_CLOSE,
 	S_OBJ_ADD,
 	S_COUNTER_NEXT,
+	S_COUNTER_PEEK,
+	S_COUNTER_RAISE,
 	S_IDENT_PUT,
 	S_IDENT_LABELS,
 	S_IDENT_BY_LABELS,
@@ -186,6 +188,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_COUNTER_NEXT] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
 			   " ON CONFLICT (key) DO UPDATE SET value = max(value + 1, excluded.value)"
 			   " WHERE value < 9223372036854775807 RETURNING value",
+	[S_COUNTER_PEEK] = "SELECT value FROM meta WHERE key = ?1",
+	/* ?2 is the last value taken: next - 1 */
+	[S_COUNTER_RAISE] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+			    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
 	/* an id keeps its labels: a put with other labels changes nothing (and is refused) */
 	[S_IDENT_PUT] = "INSERT INTO identities (id, labels, created, unused_since)"
 			" VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE"
@@ -1863,6 +1869,58 @@ int ctl_store_counter_next(struct ctl_store *st, const char *name, uint64_t firs
 	if (ret == 0)
 		*out = next;
 	return ret;
+}
+
+int ctl_store_counter_peek(struct ctl_store *st, const char *name, uint64_t *next)
+{
+	const struct bind b[] = {B_TEXT(name)};
+	struct bh_error err = {0};
+	sqlite3_stmt *s = NULL;
+	int rc, ret;
+
+	if (!name)
+		return -ENOENT;
+	ret = stmt_get(st, S_COUNTER_PEEK, &s, &err);
+	if (ret) {
+		bh_log(LOG_ERR, "%s", err.msg);
+		return ret;
+	}
+	rc = stmt_bind(s, b, BH_ARRAY_SIZE(b));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*next = (uint64_t)sqlite3_column_int64(s, 0) + 1;
+	else if (rc == SQLITE_DONE)
+		ret = -ENOENT;
+	else
+		ret = db_fail_log(st, rc, "reading a counter");
+	stmt_done(s);
+	return ret;
+}
+
+int ctl_store_counter_raise(struct ctl_store *st, const char *name, uint64_t next,
+			    struct bh_error *err)
+{
+	const struct bind b[] = {B_TEXT(name), B_INT(next - 1)};
+	bool own;
+	int ret;
+
+	ret = check_len("counter name", name, COUNTER_NAME_MAX + 1, true, err);
+	if (ret)
+		return ret;
+	if (next > (uint64_t)INT64_MAX + 1)
+		return bh_error_set(err, -EINVAL,
+				    "store: counter %s: next value %" PRIu64 " is too large", name,
+				    next);
+	/* nothing below 0 to reserve */
+	if (next == 0)
+		return 0;
+	ret = tx_enter(st, &own, err);
+	if (ret)
+		return ret;
+	ret = stmt_write(st, S_COUNTER_RAISE, b, BH_ARRAY_SIZE(b), NULL, err, "raising counter %s",
+			 name);
+	return tx_leave(st, own, ret, err);
 }
 
 /* ---- identities and rule ids ---- */

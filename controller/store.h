@@ -221,6 +221,18 @@ int ctl_store_counter_next(struct ctl_store *st, const char *name, uint64_t firs
 			   struct bh_error *err);
 
 /*
+ * For a caller that numbers in memory (the compiler) and persists its own next value: peek gives
+ * the value the counter would give next, ignoring first (one more than the last value given or
+ * reserved); -ENOENT if the counter was never used, and a store error is logged. raise reserves
+ * every value below next: the counter's next value becomes at least next and never goes down
+ * (next 0 reserves nothing). raise runs inside the caller's transaction if one is open; -EINVAL
+ * for a bad name or next > INT64_MAX + 1.
+ */
+int ctl_store_counter_peek(struct ctl_store *st, const char *name, uint64_t *next);
+int ctl_store_counter_raise(struct ctl_store *st, const char *name, uint64_t next,
+			    struct bh_error *err);
+
+/*
  * Identities: the numeric id of a label set (its canonical text, "app=web,env=prod"; "" is the
  * empty set). Ids come from ctl_store_counter_next(CTL_COUNTER_IDENTITY, CTL_IDENTITY_FIRST).
  * Calls cb for every identity in id order, with unused_since 0 for one in use; cb returning

@@ -1448,6 +1448,33 @@ static int t_counters(void)
 		last = v;
 	}
 
+	/* the compiler's way: peek at load, raise to its own next value in its transaction */
+	T_ASSERT(ctl_store_counter_peek(st, "fresh", &v) == -ENOENT, "never used");
+	T_ASSERT(ctl_store_counter_peek(st, CTL_COUNTER_IDENTITY, &v) == 0 && v == 261,
+		 "peek %" PRIu64, v);
+	T_ASSERT(ctl_store_counter_peek(st, CTL_COUNTER_IDENTITY, &v) == 0 && v == 261,
+		 "a peek takes nothing: %" PRIu64, v);
+	T_ASSERT(ctl_store_counter_raise(st, CTL_COUNTER_IDENTITY, 1000, &err) == 0, "%s", err.msg);
+	T_ASSERT(ctl_store_counter_raise(st, CTL_COUNTER_IDENTITY, 500, &err) == 0, "%s", err.msg);
+	T_ASSERT(ctl_store_counter_peek(st, CTL_COUNTER_IDENTITY, &v) == 0 && v == 1000,
+		 "never down: %" PRIu64, v);
+	T_ASSERT(ctl_store_counter_next(st, CTL_COUNTER_IDENTITY, CTL_IDENTITY_FIRST, &v, &err) ==
+				 0 &&
+			 v == 1000,
+		 "next after a raise: %" PRIu64, v);
+	T_ASSERT(ctl_store_counter_raise(st, "fresh", 0, &err) == 0 &&
+			 ctl_store_counter_peek(st, "fresh", &v) == -ENOENT,
+		 "raising to 0 reserves nothing");
+	T_ASSERT(ctl_store_counter_raise(st, "fresh", 300, &err) == 0, "%s", err.msg);
+	T_ASSERT(ctl_store_counter_next(st, "fresh", 1, &v, &err) == 0 && v == 300, "%" PRIu64, v);
+	T_ASSERT(ctl_store_begin(st, &err) == 0, "%s", err.msg);
+	T_ASSERT(ctl_store_counter_raise(st, CTL_COUNTER_IDENTITY, 5000, &err) == 0, "%s", err.msg);
+	ctl_store_rollback(st);
+	T_ASSERT(ctl_store_counter_peek(st, CTL_COUNTER_IDENTITY, &v) == 0 && v == 1001,
+		 "a rolled back raise: %" PRIu64, v);
+	T_ASSERT(ctl_store_counter_raise(st, "", 1, &err) == -EINVAL, "empty name");
+	bh_error_clear(&err);
+
 	T_ASSERT(ctl_store_counter_next(st, "", 1, &v, &err) == -EINVAL, "empty name");
 	bh_error_clear(&err);
 	memset(name, 'n', sizeof(name) - 1);
@@ -1463,6 +1490,8 @@ static int t_counters(void)
 	T_ASSERT(raw_exec(dir, "UPDATE meta SET value = 9223372036854775806 WHERE key = 'x'") == 0,
 		 "raw");
 	T_ASSERT(ctl_store_open(&st, dir, &err) == 0, "%s", err.msg);
+	T_ASSERT(ctl_store_counter_peek(st, CTL_COUNTER_IDENTITY, &v) == 0 && v == 1001,
+		 "after reopen: %" PRIu64, v);
 	T_ASSERT(ctl_store_counter_next(st, "x", 1, &v, &err) == 0 && v == INT64_MAX,
 		 "last value: %" PRIu64, v);
 	v = 7;
@@ -1800,7 +1829,7 @@ static const struct t_case cases[] = {
 	{"commit inside the caller's transaction: rollback leaves nothing, failure only itself",
 	 t_commit_in_caller_tx},
 	{"identities and rule ids: upsert, one id per set, survive reopen", t_identities_rule_ids},
-	{"counters never repeat: deletes, reopen, floor, top", t_counters},
+	{"counters never repeat: deletes, reopen, floor, peek and raise, top", t_counters},
 	{"20,000 objects: commit, read current, edit a tenth, read the past", t_many_objects},
 	{"a writer killed mid-stream: every acknowledged revision whole, none partial",
 	 t_crash_consistency},
