@@ -10,6 +10,8 @@
 
 #include "bulkhead/error.h"
 #include "bulkhead/rpc.h"
+#include "bulkhead.pb-c.h"
+#include "compile.h"
 #include "store.h"
 
 /* Files of a state directory. */
@@ -37,6 +39,8 @@ struct ctl {
 	char ca_fp[72];
 	unsigned long cert_lifetime_s;
 	int agent_port;
+	struct ctl_compiler *comp; /* the policy state (policy.c) */
+	uint64_t revision;	   /* the newest revision in the store */
 };
 
 struct ctl_init_opts {
@@ -61,5 +65,20 @@ int ctl_revocations_refresh(struct ctl *c, struct bh_error *err);
 /* Registers the RPC handlers of each part. */
 int ctl_enroll_register(struct ctl *c);
 int ctl_api_register(struct ctl *c);
+int ctl_policy_register(struct ctl *c);
+
+/* Loads the policy state from the store into a new compiler and compiles every node (start). */
+int ctl_policy_load(struct ctl *c, struct bh_error *err);
+void ctl_policy_unload(struct ctl *c);
+
+/* A node's rule set as the wire message (pointing into o, which must outlive it). */
+struct ctl_node_policy {
+	Bulkhead__NodePolicy np;
+	void *mem[7];
+};
+
+int ctl_node_policy_build(const struct ctl_node_out *o, uint64_t revision,
+			  struct ctl_node_policy *out);
+void ctl_node_policy_release(struct ctl_node_policy *p);
 
 #endif

@@ -84,12 +84,16 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 	rc = ctl_revocations_refresh(&c, err);
 	if (rc)
 		goto out;
+	rc = ctl_policy_load(&c, err);
+	if (rc)
+		goto out;
 	so.loop = &loop;
 	so.max_msg = o->max_msg;
 	rc = bh_rpc_server_create(&c.rpc, &so, err);
 	if (rc)
 		goto out;
-	if ((rc = ctl_enroll_register(&c)) || (rc = ctl_api_register(&c))) {
+	if ((rc = ctl_enroll_register(&c)) || (rc = ctl_api_register(&c)) ||
+	    (rc = ctl_policy_register(&c))) {
 		bh_error_set(err, rc, "registering handlers");
 		goto out;
 	}
@@ -130,6 +134,7 @@ out:
 	uv_walk(&loop, close_walk, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	ctl_policy_unload(&c);
 	ctl_store_close(c.store);
 	free(c.ca_pem);
 	free(c.ca_key_pem);
