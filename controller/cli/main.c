@@ -6,15 +6,17 @@
 #include <string.h>
 
 #include "bulkhead/log.h"
+#include "bulkhead/util.h"
 #include "cli.h"
 
 static const struct {
 	const char *name;
 	int (*run)(struct cli *c, int argc, char **argv);
+	unsigned int formats; /* what a global -o may ask of it */
 	const char *summary;
 } commands[] = {
-	{"token", cmd_token, "create, list and revoke join tokens"},
-	{"node", cmd_node, "list and revoke enrolled nodes"},
+	{"token", cmd_token, CLI_FMTS_TJ, "create, list and revoke join tokens"},
+	{"node", cmd_node, CLI_FMTS_TJ, "list and revoke enrolled nodes"},
 };
 
 static void usage(FILE *f)
@@ -34,7 +36,7 @@ static void usage(FILE *f)
 		"                        /run/bulkhead/controller.sock; env BULKHEAD_ADMIN_SOCKET)\n"
 		"  --controller URL      tls+tcp://HOST:PORT of the controller, with:\n"
 		"  --cert FILE --key FILE --ca FILE   an operator certificate, its key, the CA\n"
-		"  -o, --output FORMAT   table (default) or json\n"
+		"  -o, --output FORMAT   table (default), json, or yaml where a command has it\n"
 		"  --timeout SECONDS     per call (default 10)\n"
 		"  -v, --log-level LEVEL err, warning, notice, info, debug\n"
 		"\n"
@@ -58,6 +60,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 	struct cli c = {.admin_socket = getenv("BULKHEAD_ADMIN_SOCKET")};
+	const char *output = NULL;
 	int opt, rc = 2;
 
 	bh_log_init("bulkhead", LOG_ERR);
@@ -79,15 +82,21 @@ int main(int argc, char **argv)
 			c.ca = optarg;
 			break;
 		case 'o':
-			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
-				fprintf(stderr, "bulkhead: -o \"%s\": want table or json\n", optarg);
+			output = optarg;
+			if (cli_format_set(&c, "", optarg, CLI_FMTS_ALL))
+				return 2;
+			break;
+		case 't': {
+			uint64_t secs;
+
+			if (bh_parse_u64(optarg, 3600, &secs) || secs == 0) {
+				fprintf(stderr, "bulkhead: --timeout \"%s\": want 1-3600 seconds\n",
+					optarg);
 				return 2;
 			}
-			c.json = strcmp(optarg, "json") == 0;
+			c.timeout_ms = (unsigned int)secs * 1000u;
 			break;
-		case 't':
-			c.timeout_ms = (unsigned int)atoi(optarg) * 1000u;
-			break;
+		}
 		case 'v':
 			if (bh_log_level_parse(optarg) < 0) {
 				fprintf(stderr, "bulkhead: bad --log-level \"%s\"\n", optarg);
@@ -113,13 +122,16 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
-			int n = 0;
-			char *args[64];
+			char prog[64];
 
-			for (int k = optind; k < argc && n < 63; k++)
-				args[n++] = argv[k];
-			args[n] = NULL;
-			rc = commands[i].run(&c, n, args);
+			if (output &&
+			    cli_format_set(&c, commands[i].name, output, commands[i].formats))
+				return 2;
+			/* getopt names argv[0] in its messages: "bulkhead get: unrecognized ..." */
+			snprintf(prog, sizeof(prog), "bulkhead %s", commands[i].name);
+			argv[optind] = prog;
+			/* the command's getopt may permute its part of argv, as main's may */
+			rc = commands[i].run(&c, argc - optind, argv + optind);
 			bh_rpc_client_destroy(c.client);
 			return rc;
 		}
