@@ -85,9 +85,38 @@ void cli_json_strn(FILE *f, const char *s, size_t n);
  */
 int cli_json_get_str(const char *text, const char *key, char *buf, size_t len);
 
+/* ---- shared by the subcommands --------------------------------------------------------------- */
+
+/* "Policy", "Workload" or "Node" for policy|policies|po|pol, workload|workloads|wl,
+ * node|nodes|no (any case); NULL for anything else. */
+const char *cli_kind_parse(const char *text);
+
+/*
+ * Prints what Apply, Delete or Rollback answered: a line per object change ("policy/x created"),
+ * "revision N" or "no change", then with diff each node's rule-set lines ("+ ..." / "- ...");
+ * with c->format JSON, one JSON object instead. Returns 0.
+ */
+int cli_print_apply(struct cli *c, const Bulkhead__ApplyResponse *r, bool dry_run, bool diff);
+
+/* The newest limit revisions: a table (the current one marked), or JSON. 0 or 1 (said why). */
+int cli_revisions_print(struct cli *c, uint32_t limit);
+
+/* A node's compiled rule set in the agent's text form (deploy/ruleset-format.md), or JSON.
+ * 0 or 1 (said why). */
+int cli_ruleset_print(struct cli *c, const char *node);
+
 /* ---- the subcommands (argv[0]: the command's name; they return the exit status) -------------- */
 
 int cmd_token(struct cli *c, int argc, char **argv);
 int cmd_node(struct cli *c, int argc, char **argv);
+int cmd_apply(struct cli *c, int argc, char **argv);
+int cmd_delete(struct cli *c, int argc, char **argv);
+int cmd_diff(struct cli *c, int argc, char **argv);
+int cmd_get(struct cli *c, int argc, char **argv);
+int cmd_describe(struct cli *c, int argc, char **argv);
+int cmd_revisions(struct cli *c, int argc, char **argv);
+int cmd_rollback(struct cli *c, int argc, char **argv);
+int cmd_explain(struct cli *c, int argc, char **argv);
+int cmd_ruleset(struct cli *c, int argc, char **argv);
 
 #endif

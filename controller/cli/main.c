@@ -15,6 +15,15 @@ static const struct {
 	unsigned int formats; /* what a global -o may ask of it */
 	const char *summary;
 } commands[] = {
+	{"apply", cmd_apply, CLI_FMTS_TJ, "create or update policies, workloads, nodes from files"},
+	{"delete", cmd_delete, CLI_FMTS_TJ, "delete them, by file or by kind and name"},
+	{"diff", cmd_diff, CLI_FMTS_TJ, "show what apply would change, per node"},
+	{"get", cmd_get, CLI_FMTS_ALL, "list policies, workloads, nodes, identities, revisions"},
+	{"describe", cmd_describe, CLI_FMTS_TJ, "show a workload: identity, policies, rules"},
+	{"explain", cmd_explain, CLI_FMTS_TJ, "say whether a packet is allowed, and why"},
+	{"ruleset", cmd_ruleset, CLI_FMTS_TJ, "print a node's compiled rule set"},
+	{"revisions", cmd_revisions, CLI_FMTS_TJ, "list the revisions of the policy state"},
+	{"rollback", cmd_rollback, CLI_FMTS_TJ, "restore the state of an earlier revision"},
 	{"token", cmd_token, CLI_FMTS_TJ, "create, list and revoke join tokens"},
 	{"node", cmd_node, CLI_FMTS_TJ, "list and revoke enrolled nodes"},
 };
@@ -29,20 +38,28 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 		"\noptions:\n"
 		"  --admin-socket PATH   the controller's local socket (default\n"
 		"                        /run/bulkhead/controller.sock; env BULKHEAD_ADMIN_SOCKET)\n"
 		"  --controller URL      tls+tcp://HOST:PORT of the controller, with:\n"
 		"  --cert FILE --key FILE --ca FILE   an operator certificate, its key, the CA\n"
-		"  -o, --output FORMAT   table (default), json, or yaml where a command has it\n"
+		"  -o, --output FORMAT   table (default), json, or yaml (get); also taken after\n"
+		"                        the command\n"
 		"  --timeout SECONDS     per call (default 10)\n"
 		"  -v, --log-level LEVEL err, warning, notice, info, debug\n"
 		"\n"
 		"Settings may also come from $BULKHEAD_CONFIG or ~/.config/bulkhead/config, lines of\n"
 		"'key = value' with keys admin-socket, controller, cert, key, ca.\n"
-		"Exit status: 0 success, 1 failure (the controller's message says why), 2 usage.\n");
+		"'bulkhead COMMAND --help' describes each command.\n"
+		"Exit status: 0 success, 1 failure (the controller's message says why), 2 usage\n"
+		"(diff: 0 no differences, 1 differences, 2 trouble).\n"
+		"\n"
+		"examples:\n"
+		"  bulkhead apply -f three-tier.yaml --diff\n"
+		"  bulkhead get workloads -l app=db\n"
+		"  bulkhead explain --from api-1 --to db-1 --port tcp/5432\n");
 }
 
 int main(int argc, char **argv)
