@@ -1066,6 +1066,12 @@ static int read_port(struct ld *l, struct ctl_port *pt)
 	if (has(&m, PO_TYPE) && !proto_is_icmp(pt->proto))
 		return fail_key(l, &m, PO_TYPE, m.kmark[PO_TYPE],
 				"only ICMP and ICMPv6 have a type, not %s", pname);
+	/* the datapath keys an ICMP type like a port, and port 0 means "any": type 0 could only
+	 * ever widen into every type. Echo replies need no rule (connection tracking). */
+	if (has(&m, PO_TYPE) && type == 0)
+		return fail_key(l, &m, PO_TYPE, m.vmark[PO_TYPE],
+				"type 0 (echo reply) cannot be named: replies to an allowed echo "
+				"request pass by connection tracking; leave type out for every type");
 	if (proto_is_icmp(pt->proto)) {
 		pt->port = (uint16_t)type;
 		pt->icmp_type_set = has(&m, PO_TYPE) && type == 0;

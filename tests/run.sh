@@ -37,7 +37,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 echo "== build (libFuzzer targets, clang) =="
 CC=clang cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DBH_FUZZ=ON >/dev/null
-cmake --build "$top/build-fuzz" -j"$jobs" --target fuzz_ruleset fuzz_envelope fuzz_messages
+cmake --build "$top/build-fuzz" -j"$jobs" --target fuzz_ruleset fuzz_envelope fuzz_messages fuzz_yaml
 
 status=0
 echo "== libFuzzer, 15 s per target =="

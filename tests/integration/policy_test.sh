@@ -69,7 +69,7 @@ bh() { "$CLI" "$@"; }
 verdict() { # verdict FROM TO PORT: the first line of explain
 	bh explain --from "$1" --to "$2" --port "$3" 2>&1 | head -1
 }
-revision() { bh revisions -o json | jq -r '.current // (.[0].revision // 0)' 2>/dev/null; }
+revision() { bh revisions -o json | jq -r '(.[] | select(.current) | .revision) // 0' 2>/dev/null; }
 
 "$CTL" init --state-dir "$T/ctl" >"$T/init.log" 2>&1 || { not_ok "init" "$(tail -3 "$T/init.log")"; exit 1; }
 start_controller || { not_ok "controller starts"; exit 1; }
@@ -166,7 +166,7 @@ bh delete policy db-never-web >/dev/null 2>&1
 check "delete: the explicit deny is gone" test "$(bh get policies -o json | jq length)" = 6
 out=$(bh delete policy no-such-policy 2>&1)
 check "delete of what does not exist fails and says so" grep -q "no-such-policy" <<<"$out"
-n=$(bh revisions -o json | jq '.revisions | length' 2>/dev/null || bh revisions -o json | jq length)
+n=$(bh revisions -o json | jq length)
 check "revisions lists every change" test "$n" -ge 3
 bh rollback "$rev_edit" >/dev/null 2>&1
 check "rollback brings the deleted policy back" test "$(bh get policies -o json | jq length)" = 7
@@ -200,9 +200,11 @@ interface: veth-web1
 addresses: [198.18.1.10, "fd00:b1::1:10"]
 labels: {app: web, tier: front, env: prod, build: b$i}
 EOF
-		if out=$("$CLI" apply -f "$T/w.yaml" 2>/dev/null); then
+		if out=$("$CLI" --timeout 2 apply -f "$T/w.yaml" 2>/dev/null); then
 			r=$(sed -n 's/^revision \([0-9]*\).*/\1/p' <<<"$out")
 			echo "$i $r" >>"$T/acked"
+		else
+			break # the controller is gone
 		fi
 	done
 ) &
@@ -215,7 +217,7 @@ last=$(tail -1 "$T/acked")
 last_i=${last%% *}
 last_rev=${last##* }
 start_controller || not_ok "controller restarts after kill -9"
-got=$(bh get workloads web-1 -o json | jq -r '.[0].labels // empty' | tr ',' '\n' | sed -n 's/^build=b//p')
+got=$(bh get workloads web-1 -o json | jq -r '.[0].labels.build // empty' | sed -n 's/^b//p')
 if [ -n "$last_i" ] && [ -n "$got" ] && [ "$got" -ge "$last_i" ]; then
 	ok "kill -9: the last acknowledged apply (b$last_i) survived (found b$got)"
 else
@@ -226,7 +228,7 @@ if [ -n "$last_rev" ] && [ "$(revision)" -ge "$last_rev" ]; then
 else
 	not_ok "kill -9: no acknowledged revision lost" "acked $last_rev, stored $(revision)"
 fi
-check "kill -9: every workload is whole" test "$(bh get workloads -o json | jq '[.[] | select(.node and .labels)] | length')" = 3
+check "kill -9: every workload is whole" test "$(bh get workloads -o json | jq '[.[] | select(.node and .labels and (.addresses | length) == 2)] | length')" = 3
 check "kill -9: verdicts unchanged" test "$(verdict web-1 api-1 tcp/8080)" = ALLOW
 
 stop_controller TERM

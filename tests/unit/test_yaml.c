@@ -247,7 +247,7 @@ static const char full_policy[] = "kind: Policy\n"
 				  "      - {protocol: icmp, type: 8}\n"
 				  "      - {protocol: 47}\n"
 				  "      - {port: 53}\n"
-				  "      - {protocol: IcmPv6, type: 0}\n"
+				  "      - {protocol: IcmPv6, type: 128}\n"
 				  "      - {protocol: icmp}\n"
 				  "      - {protocol: udp, port: 7, endPort: 7}\n"
 				  "  - {}\n"
@@ -292,7 +292,7 @@ static int t_full_policy(void)
 	CHECK(pt[2].proto == 1 && pt[2].port == 8 && !pt[2].icmp_type_set);
 	CHECK(pt[3].proto == 47 && pt[3].port == 0);
 	CHECK(pt[4].proto == 6 && pt[4].port == 53); /* no protocol: TCP */
-	CHECK(pt[5].proto == 58 && pt[5].port == 0 && pt[5].icmp_type_set);
+	CHECK(pt[5].proto == 58 && pt[5].port == 128 && !pt[5].icmp_type_set);
 	CHECK(pt[6].proto == 1 && pt[6].port == 0 && !pt[6].icmp_type_set);
 	CHECK(pt[7].proto == 17 && pt[7].port == 7 && pt[7].end_port == 0);
 	CHECK(p->rules[CTL_EGRESS][CTL_DENY][0].line == 24);
@@ -584,6 +584,8 @@ static const struct err_case errors[] = {
 	 "t.yaml:6:25: ingress[0].ports[0].endPort: ", "endPort needs port"},
 	{"type on TCP", POL "egress: [{ports: [{protocol: TCP, type: 8}]}]\n",
 	 "t.yaml:4:35: egress[0].ports[0].type: ", "only ICMP and ICMPv6 have a type, not TCP"},
+	{"ICMP type 0", POL "egress: [{ports: [{protocol: icmp, type: 0}]}]\n",
+	 "t.yaml:4:42: egress[0].ports[0].type: ", "type 0 (echo reply) cannot be named"},
 	{"port on ICMP", POL "egress: [{ports: [{protocol: icmp, port: 8}]}]\n",
 	 "t.yaml:4:36: egress[0].ports[0].port: ",
 	 "ICMP has no ports (the message type is `type`)"},
