@@ -231,6 +231,8 @@ struct node {
 	char *name;
 	struct ctl_doc spec; /* CTL_KIND_NODE, valid when has_spec */
 	bool has_spec;
+	struct ctl_labels base; /* from enrollment (the join token), under the spec's */
+	bool observe_all;	/* enrolled in observe mode: every endpoint observes */
 	struct wl **wls;
 	size_t n_wls, cap_wls;
 	uint32_t *refs; /* remote identities its rules name, sorted */
@@ -456,6 +458,7 @@ static void node_free(struct node *n)
 	free(n->name);
 	if (n->has_spec)
 		ctl_doc_free(&n->spec);
+	ctl_labels_free(&n->base);
 	free(n->wls);
 	free(n->refs);
 	ctl_node_out_free(&n->out);
@@ -674,9 +677,8 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 		if (prev) {
 			mark_selected(c, &prev->doc.policy.sel);
 			policy_cidrs(c, prev, -1);
+			pol_memo_free(prev); /* sized by the document's rules: before it goes */
 			*old = prev->doc;
-			memset(&prev->doc, 0, sizeof(prev->doc));
-			pol_memo_free(prev);
 			free(prev);
 			*had_old = true;
 		}
@@ -746,9 +748,9 @@ int ctl_compiler_delete(struct ctl_compiler *c, enum ctl_kind kind, const char *
 		sm_del(&c->policies, name);
 		mark_selected(c, &p->doc.policy.sel);
 		policy_cidrs(c, p, -1);
+		pol_memo_free(p);
 		*old = p->doc;
-		memset(&p->doc, 0, sizeof(p->doc));
-		pol_free(p);
+		free(p);
 		return 0;
 	}
 	case CTL_KIND_WORKLOAD: {
@@ -775,6 +777,27 @@ int ctl_compiler_delete(struct ctl_compiler *c, enum ctl_kind kind, const char *
 	}
 	}
 	return bh_error_set(err, -ENOENT, "%s %s does not exist", ctl_kind_name(kind), name);
+}
+
+int ctl_compiler_node_enrolled(struct ctl_compiler *c, const char *name, const char *labels,
+			       bool observe, struct bh_error *err)
+{
+	struct ctl_labels l = {0};
+	struct node *n;
+	int rc = ctl_labels_parse(labels ? labels : "", &l, err);
+
+	if (rc)
+		return rc;
+	n = node_get(c, name);
+	if (!n) {
+		ctl_labels_free(&l);
+		return bh_error_set(err, -ENOMEM, "out of memory");
+	}
+	ctl_labels_free(&n->base);
+	n->base = l;
+	n->observe_all = observe;
+	node_hosts_changed(c, name);
+	return 0;
 }
 
 const struct ctl_doc *ctl_compiler_get(const struct ctl_compiler *c, enum ctl_kind kind,
@@ -1239,13 +1262,17 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 		struct ident *i = w->ident;
 		struct ctl_cep *ep = &o.eps[o.n_eps++];
 
-		ep->name = w->doc.workload.name;
-		ep->ifname = w->doc.workload.ifname;
+		/* copies: the workload's document may be replaced while this rule set lives on
+		 * (compared with the next one, diffed against, copied by callers) */
+		ep->name = strdup(w->doc.workload.name);
+		ep->ifname = strdup(w->doc.workload.ifname ? w->doc.workload.ifname : "");
+		if (!ep->name || !ep->ifname)
+			goto out;
 		ep->attach_host = w->doc.workload.attach_host;
 		if (!i)
 			continue;
 		ep->identity = i->id;
-		ep->observe = i->observe;
+		ep->observe = i->observe || n->observe_all;
 		for (int d = 0; d < 2; d++) {
 			ep->def_verdict[d] = i->def_verdict[d];
 			ep->def_rule[d] = i->def_rule[d];
@@ -1259,6 +1286,8 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 	/* rules: the hosted identities' rules, in identity order */
 	for (size_t k = 0; k < nids; k++) {
 		if (k && ids[k] == ids[k - 1])
+			continue;
+		if (!ids[k]->n_rules)
 			continue;
 		if (grow((void **)&o.rules, &cap_r, o.n_rules + ids[k]->n_rules, sizeof(*o.rules)))
 			goto out;
@@ -1394,10 +1423,16 @@ static char *wl_labels(struct ctl_compiler *c, const struct wl *w)
 	struct ctl_labels l = {0};
 	char *text;
 
-	if (!w->doc.workload.attach_host || !n || !n->has_spec)
+	if (!w->doc.workload.attach_host || !n || (!n->has_spec && !n->base.n))
 		return ctl_labels_format(&w->doc.workload.labels);
-	if (ctl_labels_copy(&l, &n->spec.node.labels))
+	if (ctl_labels_copy(&l, &n->base))
 		return NULL;
+	for (size_t i = 0; n->has_spec && i < n->spec.node.labels.n; i++)
+		if (ctl_labels_set(&l, n->spec.node.labels.v[i].key,
+				   n->spec.node.labels.v[i].value)) {
+			ctl_labels_free(&l);
+			return NULL;
+		}
 	for (size_t i = 0; i < w->doc.workload.labels.n; i++)
 		if (ctl_labels_set(&l, w->doc.workload.labels.v[i].key,
 				   w->doc.workload.labels.v[i].value)) {
@@ -1624,7 +1659,9 @@ int ctl_compiler_update(struct ctl_compiler *c, time_t now, const char ***nodes_
 	return 0;
 }
 
-int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now, struct bh_error *err)
+int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now,
+			       struct ctl_numbering_change **numbering, size_t *n_numbering,
+			       struct bh_error *err)
 {
 	/* forget every cache: peer resolutions and compiled rules */
 	SM_EACH(&c->policies, e)
@@ -1633,7 +1670,7 @@ int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now, struct bh_err
 		((struct wl *)e->val)->changed = true;
 	c->ident_gen++;
 	c->all_dirty = true;
-	return ctl_compiler_update(c, now, NULL, NULL, NULL, NULL, err);
+	return ctl_compiler_update(c, now, NULL, NULL, numbering, n_numbering, err);
 }
 
 const struct ctl_node_out *ctl_compiler_node(const struct ctl_compiler *c, const char *node)
@@ -1664,6 +1701,10 @@ void ctl_node_out_free(struct ctl_node_out *o)
 {
 	if (!o)
 		return;
+	for (size_t i = 0; i < o->n_eps; i++) {
+		free((char *)o->eps[i].name);
+		free((char *)o->eps[i].ifname);
+	}
 	free(o->eps);
 	free(o->ipc);
 	free(o->rules);
@@ -1706,10 +1747,20 @@ int ctl_node_out_copy(struct ctl_node_out *dst, const struct ctl_node_out *src)
 		ctl_node_out_free(&o);
 		return -ENOMEM;
 	}
-	memcpy(o.eps, src->eps, src->n_eps * sizeof(*o.eps));
-	memcpy(o.ipc, src->ipc, src->n_ipc * sizeof(*o.ipc));
-	memcpy(o.rules, src->rules, src->n_rules * sizeof(*o.rules));
-	o.n_eps = src->n_eps;
+	for (size_t i = 0; i < src->n_eps; i++) {
+		o.eps[i] = src->eps[i];
+		o.eps[i].name = strdup(src->eps[i].name);
+		o.eps[i].ifname = strdup(src->eps[i].ifname);
+		o.n_eps = i + 1;
+		if (!o.eps[i].name || !o.eps[i].ifname) {
+			ctl_node_out_free(&o);
+			return -ENOMEM;
+		}
+	}
+	if (src->n_ipc)
+		memcpy(o.ipc, src->ipc, src->n_ipc * sizeof(*o.ipc));
+	if (src->n_rules)
+		memcpy(o.rules, src->rules, src->n_rules * sizeof(*o.rules));
 	o.n_ipc = src->n_ipc;
 	o.n_rules = src->n_rules;
 	*dst = o;

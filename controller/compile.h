@@ -56,7 +56,7 @@ struct ctl_cipc {
 	uint32_t identity;
 };
 
-/* One endpoint of a node. Sorted by name. Strings point into the compiler's model. */
+/* One endpoint of a node. Sorted by name. The strings belong to the rule set holding it. */
 struct ctl_cep {
 	const char *name;
 	const char *ifname;
@@ -124,6 +124,13 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 /* Removes an object; its document moves into *old. -ENOENT if there is none. */
 int ctl_compiler_delete(struct ctl_compiler *c, enum ctl_kind kind, const char *name,
 			struct ctl_doc *old, struct bh_error *err);
+/*
+ * What enrollment gave a node: labels (the join token's, "k=v,..."; the node's host workloads
+ * carry them under the Node object's labels and their own) and whether its endpoints only
+ * observe. Takes effect at the next update.
+ */
+int ctl_compiler_node_enrolled(struct ctl_compiler *c, const char *name, const char *labels,
+			       bool observe, struct bh_error *err);
 /* The object of that kind and name, or NULL. */
 const struct ctl_doc *ctl_compiler_get(const struct ctl_compiler *c, enum ctl_kind kind,
 				       const char *name);
@@ -142,8 +149,11 @@ int ctl_compiler_each(const struct ctl_compiler *c, enum ctl_kind kind,
 int ctl_compiler_update(struct ctl_compiler *c, time_t now, const char ***nodes_changed,
 			size_t *n_nodes_changed, struct ctl_numbering_change **numbering,
 			size_t *n_numbering, struct bh_error *err);
-/* Recomputes everything from the model (same numbering). The reference for tests. */
-int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now, struct bh_error *err);
+/* Recomputes everything from the model (same numbering): the reference for tests, and the
+ * first compile after loading. numbering as for ctl_compiler_update (may be NULL). */
+int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now,
+			       struct ctl_numbering_change **numbering, size_t *n_numbering,
+			       struct bh_error *err);
 
 /* A node's current rule set (after the last update), or NULL if the compiler knows no such node.
  * Valid until the next update. Every node named by a workload or a Node object has one. */

@@ -70,6 +70,9 @@ int ctl_policy_register(struct ctl *c);
 /* Loads the policy state from the store into a new compiler and compiles every node (start). */
 int ctl_policy_load(struct ctl *c, struct bh_error *err);
 void ctl_policy_unload(struct ctl *c);
+/* Gives the compiler what enrollment recorded for a node (the token's labels and mode) and
+ * recompiles. Failures are logged: enrollment itself has succeeded. */
+void ctl_policy_node_enrolled(struct ctl *c, const char *name);
 
 /* A node's rule set as the wire message (pointing into o, which must outlive it). */
 struct ctl_node_policy {

@@ -128,6 +128,7 @@ static void h_enroll(struct bh_rpc_call *call, const ProtobufCMessage *req, void
 	}
 	bh_log(LOG_NOTICE, "node %s enrolled with token %s (key %.20s...)", r->node_name, tok.id,
 	       keyfp);
+	ctl_policy_node_enrolled(c, r->node_name);
 	resp.cert_pem = cert;
 	resp.ca_pem = c->ca_pem;
 	resp.labels = st.labels;

@@ -224,6 +224,55 @@ static int load_object(const char *kind, const char *name, const char *body, voi
 	return rc;
 }
 
+static int numbering_save(struct ctl *c, const struct ctl_numbering_change *num, size_t n,
+			  struct bh_error *err);
+
+/* Updates the compiler outside an operator change and stores what it numbered. */
+static int recompile(struct ctl *c, struct bh_error *err)
+{
+	struct ctl_numbering_change *num;
+	size_t n_num;
+	int rc = ctl_compiler_update(c->comp, time(NULL), NULL, NULL, &num, &n_num, err);
+
+	if (rc || !n_num)
+		return rc;
+	rc = ctl_store_begin(c->store, err);
+	if (rc)
+		return rc;
+	rc = numbering_save(c, num, n_num, err);
+	if (rc) {
+		ctl_store_rollback(c->store);
+		return rc;
+	}
+	return ctl_store_commit(c->store, err);
+}
+
+static int load_node(const struct ctl_node *n, void *arg)
+{
+	struct ctl *c = arg;
+	struct bh_error err = {0};
+
+	if (n->revoked)
+		return 0;
+	if (ctl_compiler_node_enrolled(c->comp, n->name, n->labels, !strcmp(n->mode, "observe"),
+				       &err))
+		bh_log(LOG_WARNING, "node %s: its enrollment labels \"%s\" are not usable: %s",
+		       n->name, n->labels, err.msg);
+	return 0;
+}
+
+void ctl_policy_node_enrolled(struct ctl *c, const char *name)
+{
+	struct ctl_node n;
+	struct bh_error err = {0};
+
+	if (!c->comp || ctl_store_node_get(c->store, name, &n))
+		return;
+	load_node(&n, c);
+	if (recompile(c, &err))
+		bh_log(LOG_ERR, "recompiling after the enrollment of %s: %s", name, err.msg);
+}
+
 int ctl_policy_load(struct ctl *c, struct bh_error *err)
 {
 	struct load_ctx l = {.c = c, .err = err};
@@ -240,15 +289,33 @@ int ctl_policy_load(struct ctl *c, struct bh_error *err)
 	if (ctl_store_counter_peek(c->store, CTL_COUNTER_IDENTITY, &next_id) == 0 &&
 	    ctl_store_counter_peek(c->store, CTL_COUNTER_RULE_ID, &next_rule) == 0)
 		ctl_compiler_counters_set(c->comp, (uint32_t)next_id, (uint32_t)next_rule);
+	rc = ctl_store_node_list(c->store, load_node, c);
+	if (rc)
+		return bh_error_set(err, rc, "store: loading nodes: %s", bh_strerror(rc));
 	rc = ctl_store_objects_at(c->store, 0, NULL, load_object, &l);
 	if (rc) {
 		if (!err->msg[0])
 			bh_error_set(err, rc, "store: loading objects: %s", bh_strerror(rc));
 		return rc;
 	}
-	rc = ctl_compiler_recompile_all(c->comp, time(NULL), err);
-	if (rc)
-		return rc;
+	{
+		struct ctl_numbering_change *num;
+		size_t n_num;
+
+		rc = ctl_compiler_recompile_all(c->comp, time(NULL), &num, &n_num, err);
+		if (rc)
+			return rc;
+		/* what loading numbered (an identity whose row was lost, grace periods) */
+		if (n_num && !(rc = ctl_store_begin(c->store, err))) {
+			rc = numbering_save(c, num, n_num, err);
+			if (rc)
+				ctl_store_rollback(c->store);
+			else
+				rc = ctl_store_commit(c->store, err);
+		}
+		if (rc)
+			return rc;
+	}
 	c->revision = ctl_store_revision_current(c->store);
 	bh_log(LOG_INFO, "policy state: revision %llu, %zu objects",
 	       (unsigned long long)c->revision, l.n);
@@ -796,7 +863,8 @@ static int parse_files(Bulkhead__SourceFile **files, size_t n, struct ctl_docset
 			return bh_error_set(err, -ENOMEM, "out of memory");
 		}
 		all->v = nv;
-		memcpy(all->v + all->n, ds.v, ds.n * sizeof(*ds.v));
+		if (ds.n)
+			memcpy(all->v + all->n, ds.v, ds.n * sizeof(*ds.v));
 		all->n += ds.n;
 		free(ds.v);
 	}

@@ -309,7 +309,7 @@ int main(int argc, char **argv)
 		free(changed);
 		/* the baseline: the same state compiled from scratch */
 		a = now_ms();
-		if (ctl_compiler_recompile_all(c, 1000, &err))
+		if (ctl_compiler_recompile_all(c, 1000, NULL, NULL, &err))
 			die("recompile", &err);
 		a = now_ms() - a;
 		if (a < base_ms)

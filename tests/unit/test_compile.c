@@ -455,6 +455,33 @@ static int t_host_workload_takes_node_labels(void)
 	return rc;
 }
 
+static int t_enrollment_labels_and_mode(void)
+{
+	struct ctl_compiler *c = three_tier();
+	struct ctl_doc p = pol_doc("gw", "role=gateway", false, true, false);
+	struct bh_error err = {0};
+	const struct ctl_node_out *o;
+	const struct flow f[] = {
+		{"web-1", "host-c", 6, 22, "observe"}, /* node-c enrolled in observe mode */
+		{"api-1", "host-c", 6, 22, "allow"},
+	};
+	int rc;
+
+	/* the token gave node-c role=gateway and observe mode; a Node object may add to it */
+	put(c, wl_doc("host-c", "node-c", "", "198.18.3.1", true));
+	T_ASSERT(ctl_compiler_node_enrolled(c, "node-c", "role=gateway", true, &err) == 0, "%s",
+		 err.msg);
+	add_rule(&p.policy, CTL_INGRESS, CTL_ALLOW, "sel:app=api", "tcp/22");
+	put(c, p);
+	rc = check_flows(c, f, BH_ARRAY_SIZE(f), "enrollment labels");
+	o = ctl_compiler_node(c, "node-a");
+	T_ASSERT(o && o->n_eps == 1 && !o->eps[0].observe, "node-a is not in observe mode");
+	T_ASSERT(ctl_compiler_node_enrolled(c, "node-c", "role=gate,x", false, &err) == -EINVAL,
+		 "bad labels accepted");
+	ctl_compiler_destroy(c);
+	return rc;
+}
+
 static int t_address_conflict_refused(void)
 {
 	struct ctl_compiler *c = three_tier();
@@ -738,7 +765,7 @@ static int t_incremental_equals_full(void)
 			T_ASSERT(ctl_compiler_update(a, 1000 + step, NULL, NULL, NULL, NULL, &err) ==
 					 0,
 				 "%s", err.msg);
-			T_ASSERT(ctl_compiler_recompile_all(b, 1000 + step, &err) == 0, "%s",
+			T_ASSERT(ctl_compiler_recompile_all(b, 1000 + step, NULL, NULL, &err) == 0, "%s",
 				 err.msg);
 			if (compare_nodes(a, b, step)) {
 				fprintf(stderr, "seed BH_TEST_SEED=%llu, sequence %d\n",
@@ -765,6 +792,7 @@ static const struct t_case cases[] = {
 	{"identities: stable, released after the grace period, never reused",
 	 t_identities_stable_and_released},
 	{"a host workload takes its node's labels", t_host_workload_takes_node_labels},
+	{"enrollment gives a node labels and a mode", t_enrollment_labels_and_mode},
 	{"two workloads cannot share an address", t_address_conflict_refused},
 	{"an update changes only the affected nodes", t_deltas_touch_only_affected_nodes},
 	{"incremental and full recompile agree (random edits)", t_incremental_equals_full},
