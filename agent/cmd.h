@@ -8,5 +8,6 @@ int cmd_dataplane(int argc, char **argv);
 int cmd_enroll(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

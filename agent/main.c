@@ -14,6 +14,7 @@ static const struct {
 	{"enroll", cmd_enroll, "join this node to a controller with a join token"},
 	{"renew", cmd_renew, "renew this node's certificate"},
 	{"check", cmd_check, "connect to the controller with this node's certificate"},
+	{"report", cmd_report, "report the endpoints this node protects to the controller"},
 	{"dataplane", cmd_dataplane, "apply, inspect and remove the eBPF datapath of this node"},
 };
 

@@ -1002,6 +1002,138 @@ static void h_rollback(struct bh_rpc_call *call, const ProtobufCMessage *req, vo
 	plan_free(&p);
 }
 
+/* ---- what agents report ------------------------------------------------------------------------ */
+
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || *s == ':' || *s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* One reported endpoint as a Workload document of node (labels kept from the object if any). */
+static int reported_doc(struct ctl *c, const char *node, const Bulkhead__ReportedEndpoint *e,
+			struct ctl_doc *d, struct bh_error *err)
+{
+	const struct ctl_doc *cur = ctl_compiler_get(c->comp, CTL_KIND_WORKLOAD, e->name);
+	struct ctl_workload *w = &d->workload;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->kind = CTL_KIND_WORKLOAD;
+	if (!ctl_name_valid(e->name))
+		return bh_error_set(err, -EINVAL, "endpoint \"%.70s\": not a valid workload name",
+				    e->name);
+	if (cur && strcmp(cur->workload.node, node))
+		return bh_error_set(err, -EPERM, "workload %s belongs to node %s, not %s", e->name,
+				    cur->workload.node, node);
+	if (!ifname_ok(e->ifname))
+		return bh_error_set(err, -EINVAL, "endpoint %s: interface \"%.40s\" is not a "
+						  "valid interface name",
+				    e->name, e->ifname);
+	if (!e->n_addresses || e->n_addresses > CTL_ADDRS_MAX)
+		return bh_error_set(err, -EINVAL, "endpoint %s: %zu addresses (1 to %d)", e->name,
+				    e->n_addresses, CTL_ADDRS_MAX);
+	w->name = strdup(e->name);
+	w->node = strdup(node);
+	w->ifname = strdup(e->ifname);
+	w->attach_host = e->attach == BULKHEAD__ATTACH__ATTACH_HOST;
+	w->addrs = calloc(e->n_addresses, sizeof(*w->addrs));
+	if (!w->name || !w->node || !w->ifname || !w->addrs)
+		return bh_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < e->n_addresses; i++) {
+		struct ctl_prefix *p = &w->addrs[w->n_addrs];
+
+		if (ctl_prefix_parse(e->addresses[i], p, err))
+			return -EINVAL;
+		if (p->len != (p->family == 4 ? 32 : 128))
+			return bh_error_set(err, -EINVAL, "endpoint %s: %s is a prefix, not an "
+							  "address",
+					    e->name, e->addresses[i]);
+		w->n_addrs++;
+	}
+	if (cur)
+		rc = ctl_labels_copy(&w->labels, &cur->workload.labels);
+	else
+		rc = ctl_labels_parse(e->labels, &w->labels, err);
+	return rc ? (err->msg[0] ? rc : bh_error_set(err, rc, "out of memory")) : 0;
+}
+
+struct node_wls {
+	const char *node;
+	struct strv names;
+};
+
+static int node_wl_cb(const struct ctl_doc *d, void *arg)
+{
+	struct node_wls *n = arg;
+
+	if (strcmp(d->workload.node, n->node))
+		return 0;
+	return strv_add(&n->names, "%s", d->workload.name);
+}
+
+/*
+ * Agent.ReportEndpoints: the endpoints an agent protects become Workload objects of its node
+ * (the node is the caller's certificate, never a field), as one revision authored by the agent.
+ */
+static void h_report_endpoints(struct bh_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Bulkhead__EndpointReport *r = (const void *)req;
+	const struct bh_identity *peer = bh_rpc_call_peer(call);
+	struct ctl *c = arg;
+	struct plan p = {0};
+	struct outcome o = {0};
+	struct bh_error err = {0};
+	struct node_wls mine = {.node = peer->name};
+	char author[128];
+	int rc = 0;
+
+	if (peer->role != BH_ROLE_AGENT) {
+		bh_rpc_reply(call, ST(PERMISSION_DENIED), NULL,
+			     "not authorised: only an agent reports its node's endpoints");
+		return;
+	}
+	if (r->n_endpoints > 4096) {
+		bh_rpc_reply(call, ST(RESOURCE_EXHAUSTED), NULL,
+			     "%zu endpoints in one report: at most 4096", r->n_endpoints);
+		return;
+	}
+	for (size_t i = 0; i < r->n_endpoints && !rc; i++) {
+		struct ctl_doc d;
+
+		rc = reported_doc(c, peer->name, r->endpoints[i], &d, &err);
+		if (!rc)
+			rc = plan_put(c, &p, &d, "report", &err);
+		ctl_doc_free(&d);
+	}
+	if (!rc && r->complete) {
+		rc = ctl_compiler_each(c->comp, CTL_KIND_WORKLOAD, node_wl_cb, &mine);
+		for (size_t i = 0; i < mine.names.n && !rc; i++)
+			if (plan_find(&p, CTL_KIND_WORKLOAD, mine.names.v[i]) < 0)
+				rc = plan_del(c, &p, CTL_KIND_WORKLOAD, mine.names.v[i], &err);
+	}
+	snprintf(author, sizeof(author), "agent %s", peer->name);
+	if (!rc)
+		rc = plan_run(c, &p, false, false, author, "report", &o, &err);
+	if (rc) {
+		bh_log(LOG_NOTICE, "endpoint report from %s refused: %s", peer->name,
+		       err.msg[0] ? err.msg : bh_strerror(rc));
+		bh_rpc_reply(call, rc == -EPERM ? ST(PERMISSION_DENIED) : status_of(rc), NULL,
+			     "%s", err.msg[0] ? err.msg : bh_strerror(rc));
+	} else {
+		reply_outcome(call, &p, &o, false);
+	}
+	strv_free(&mine.names);
+	outcome_free(&o);
+	plan_free(&p);
+}
+
 /* ---- reading -------------------------------------------------------------------------------- */
 
 struct objlist {
@@ -1584,7 +1716,10 @@ int ctl_policy_register(struct ctl *c)
 						      h_describe, c) ||
 			       bh_rpc_server_register(c->rpc, s, "Explain", op, h_explain, c) ||
 			       bh_rpc_server_register(c->rpc, s, "GetNodePolicy",
-						      op | BH_RPC_ROLES_AGENT, h_get_node_policy, c)
+						      op | BH_RPC_ROLES_AGENT, h_get_node_policy, c) ||
+			       bh_rpc_server_register(c->rpc, &bulkhead__agent__descriptor,
+						      "ReportEndpoints", BH_RPC_ROLES_AGENT,
+						      h_report_endpoints, c)
 		       ? -EINVAL
 		       : 0;
 }

@@ -221,6 +221,37 @@ out=$("$CLI" --controller "tls+tcp://127.0.0.1:$APORT" --cert "$T/ctl/admin.crt"
 	ok "remote operator (mutual TLS) survives revoking a node named like it" ||
 	not_ok "remote operator (mutual TLS) survives revoking a node named like it" "$out"
 
+# ---- agents report their endpoints ------------------------------------------------------------------
+
+report() { "$AGENT" report --state-dir "$@"; }
+# a fresh node (certificates in this test live 20 s): its token gives it env=edge
+TR=$(token --ttl 10m --labels env=edge)
+enroll "$T/ar" --token "$TR" --name node-1r >/dev/null 2>&1
+out=$(report "$T/ar" --labels app=web node-1r=eth0,198.18.0.11,host web-7=veth-web7,198.18.1.77,fd00:b1::1:77 2>&1)
+if grep -q "workload/web-7 created" <<<"$out" && grep -q "^revision" <<<"$out"; then
+	ok "an agent reports its endpoints: they become workloads of its node"
+else
+	not_ok "an agent reports its endpoints: they become workloads of its node" "$out"
+fi
+out=$("$CLI" describe workload node-1r 2>&1)
+grep -q "env=edge" <<<"$out" && ok "the node's host workload carries the join token's labels" ||
+	not_ok "the node's host workload carries the join token's labels" "$out"
+out=$("$CLI" get workloads 2>&1)
+grep -q "^web-7 *node-1r .*app=web" <<<"$out" && ok "get workloads lists the reported endpoint" ||
+	not_ok "get workloads lists the reported endpoint" "$out"
+TX=$(token --ttl 10m)
+enroll "$T/ax" --token "$TX" --name node-x >/dev/null 2>&1
+expect_fail "another node cannot report a workload that is not its own" "belongs to node node-1r" \
+	report "$T/ax" web-7=veth-x,198.18.9.9
+expect_fail "a reported endpoint with a prefix for an address is refused" "not an address" \
+	report "$T/ax" db-9=veth-db9,198.18.9.0/24
+out=$(report "$T/ar" --complete node-1r=eth0,198.18.0.11,host 2>&1)
+grep -q "workload/web-7 deleted" <<<"$out" && ! "$CLI" get workloads 2>&1 | grep -q "^web-7 " &&
+	ok "a complete report removes the node's endpoints it does not list" ||
+	not_ok "a complete report removes the node's endpoints it does not list" "$out"
+"$CLI" revisions 2>&1 | grep -q "agent node-1r" && ok "revisions name the agent that reported" ||
+	not_ok "revisions name the agent that reported" "$("$CLI" revisions 2>&1 | head -3)"
+
 # ---- restart keeps everything ---------------------------------------------------------------------
 
 TS=$(token --ttl 10m)
