@@ -397,6 +397,28 @@ int ctl_compiler_rule_id_load(struct ctl_compiler *c, uint32_t id, const char *k
 	return 0;
 }
 
+int ctl_compiler_numbering_copy(struct ctl_compiler *dst, const struct ctl_compiler *src)
+{
+	int rc = 0;
+
+	SM_EACH(&src->idents, e)
+	{
+		const struct ident *i = e->val;
+
+		rc = ctl_compiler_identity_load(dst, i->id, i->text, i->unused_since ? i->unused_since : 1);
+		if (rc)
+			return rc;
+	}
+	SM_EACH(&src->rule_ids, e)
+	{
+		rc = ctl_compiler_rule_id_load(dst, (uint32_t)strtoul(e->key, NULL, 10), e->val);
+		if (rc)
+			return rc;
+	}
+	ctl_compiler_counters_set(dst, src->next_identity, src->next_rule);
+	return 0;
+}
+
 void ctl_compiler_counters(struct ctl_compiler *c, uint32_t *next_identity, uint32_t *next_rule)
 {
 	*next_identity = c->next_identity;

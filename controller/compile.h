@@ -103,6 +103,13 @@ int ctl_compiler_rule_id_load(struct ctl_compiler *c, uint32_t id, const char *k
 void ctl_compiler_counters(struct ctl_compiler *c, uint32_t *next_identity, uint32_t *next_rule);
 void ctl_compiler_counters_set(struct ctl_compiler *c, uint32_t next_identity, uint32_t next_rule);
 
+/*
+ * Gives dst (a new, empty compiler) every identity and rule id src knows, with the same numbers,
+ * so that what dst compiles is comparable with what src did (the rule set a node held at an
+ * earlier revision, compiled again).
+ */
+int ctl_compiler_numbering_copy(struct ctl_compiler *dst, const struct ctl_compiler *src);
+
 /* What an update allocated or released, for the caller to persist in the same transaction. */
 struct ctl_numbering_change {
 	enum { CTL_NUM_IDENTITY_PUT, CTL_NUM_IDENTITY_DELETE, CTL_NUM_RULE_ID_PUT } what;

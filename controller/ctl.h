@@ -80,6 +80,14 @@ struct ctl_node_policy {
 	void *mem[7];
 };
 
+/*
+ * The rule set node had at revision rev (0 or the newest: the current one), compiled again from
+ * that revision's objects with today's numbering; out is the caller's (ctl_node_out_free), empty
+ * if the node had none. -ENOENT for a revision that does not exist.
+ */
+int ctl_policy_node_at(struct ctl *c, const char *node, uint64_t rev, struct ctl_node_out *out,
+		       struct bh_error *err);
+
 int ctl_node_policy_build(const struct ctl_node_out *o, uint64_t revision,
 			  struct ctl_node_policy *out);
 void ctl_node_policy_release(struct ctl_node_policy *p);

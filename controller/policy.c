@@ -1699,6 +1699,146 @@ static void h_get_node_policy(struct bh_rpc_call *call, const ProtobufCMessage *
 	ctl_node_policy_release(&np);
 }
 
+/* ---- a node's rule set at an earlier revision, and the delta from it ------------------------------ */
+
+struct scratch_load {
+	struct ctl_compiler *comp;
+	struct bh_error *err;
+};
+
+static int scratch_object(const char *kind, const char *name, const char *body, void *arg)
+{
+	struct scratch_load *l = arg;
+	struct ctl_doc d, old;
+	bool had;
+	int rc = parse_stored(kind, name, body, &d, l->err);
+
+	if (rc)
+		return rc;
+	rc = ctl_compiler_put(l->comp, &d, &old, &had, l->err);
+	ctl_doc_free(&d);
+	if (had)
+		ctl_doc_free(&old);
+	return rc;
+}
+
+static int scratch_node(const struct ctl_node *n, void *arg)
+{
+	struct scratch_load *l = arg;
+
+	if (!n->revoked)
+		ctl_compiler_node_enrolled(l->comp, n->name, n->labels, !strcmp(n->mode, "observe"),
+					   l->err);
+	return 0;
+}
+
+int ctl_policy_node_at(struct ctl *c, const char *node, uint64_t rev, struct ctl_node_out *out,
+		       struct bh_error *err)
+{
+	struct scratch_load l = {.err = err};
+	const struct ctl_node_out *o;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (rev == c->revision || !rev) {
+		o = ctl_compiler_node(c->comp, node);
+		return o ? ctl_node_out_copy(out, o) : 0;
+	}
+	if (rev > c->revision)
+		return bh_error_set(err, -ENOENT, "revision %llu is newer than the newest (%llu)",
+				    (unsigned long long)rev, (unsigned long long)c->revision);
+	/* compile that revision's objects again, numbered as now */
+	if ((rc = ctl_compiler_create(&l.comp, IDENTITY_GRACE_S)))
+		return bh_error_set(err, rc, "out of memory");
+	if ((rc = ctl_compiler_numbering_copy(l.comp, c->comp))) {
+		bh_error_set(err, rc, "copying the numbering: %s", bh_strerror(rc));
+		goto out;
+	}
+	if ((rc = ctl_store_node_list(c->store, scratch_node, &l)) ||
+	    (rc = ctl_store_objects_at(c->store, rev, NULL, scratch_object, &l))) {
+		if (!err->msg[0])
+			bh_error_set(err, rc, "revision %llu: %s", (unsigned long long)rev,
+				     rc == -ENOENT ? "no such revision" : bh_strerror(rc));
+		goto out;
+	}
+	if ((rc = ctl_compiler_recompile_all(l.comp, time(NULL), NULL, NULL, err)))
+		goto out;
+	o = ctl_compiler_node(l.comp, node);
+	rc = o ? ctl_node_out_copy(out, o) : 0;
+out:
+	ctl_compiler_destroy(l.comp);
+	return rc;
+}
+
+static void h_get_node_policy_delta(struct bh_rpc_call *call, const ProtobufCMessage *req,
+				    void *arg)
+{
+	const Bulkhead__NodePolicyRequest *r = (const void *)req;
+	const struct bh_identity *peer = bh_rpc_call_peer(call);
+	struct ctl *c = arg;
+	Bulkhead__NodePolicyDelta resp = BULKHEAD__NODE_POLICY_DELTA__INIT;
+	struct ctl_node_policy add = {0}, del = {0};
+	struct ctl_node_out before, after = {0};
+	struct ctl_node_delta d = {0};
+	struct bh_error err = {0};
+	int rc;
+
+	if (peer->role == BH_ROLE_AGENT && strcmp(r->node, peer->name) != 0) {
+		bh_rpc_reply(call, ST(PERMISSION_DENIED), NULL,
+			     "not authorised: agent %s may read only its own node's rule set",
+			     peer->name);
+		return;
+	}
+	if (!ctl_compiler_node(c->comp, r->node)) {
+		bh_rpc_reply(call, ST(NOT_FOUND), NULL, "no rule set for node %.64s", r->node);
+		return;
+	}
+	rc = ctl_policy_node_at(c, r->node, r->from_revision, &before, &err);
+	if (rc) {
+		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg);
+		return;
+	}
+	rc = ctl_policy_node_at(c, r->node, c->revision, &after, &err);
+	if (!rc)
+		rc = ctl_node_out_diff(&before, &after, &d);
+	if (!rc) {
+		struct ctl_node_out a = {.eps = d.eps_add, .n_eps = d.n_eps_add, .ipc = d.ipc_add,
+					 .n_ipc = d.n_ipc_add, .rules = d.rules_add,
+					 .n_rules = d.n_rules_add};
+		struct ctl_node_out x = {.eps = d.eps_del, .n_eps = d.n_eps_del, .ipc = d.ipc_del,
+					 .n_ipc = d.n_ipc_del, .rules = d.rules_del,
+					 .n_rules = d.n_rules_del};
+
+		rc = ctl_node_policy_build(&a, c->revision, &add);
+		if (!rc)
+			rc = ctl_node_policy_build(&x, r->from_revision, &del);
+	}
+	if (rc) {
+		bh_rpc_reply(call, ST(INTERNAL), NULL, "out of memory");
+	} else {
+		resp.from_revision = r->from_revision;
+		resp.to_revision = c->revision;
+		resp.n_endpoints_added = add.np.n_endpoints;
+		resp.endpoints_added = add.np.endpoints;
+		resp.n_ipcache_added = add.np.n_ipcache;
+		resp.ipcache_added = add.np.ipcache;
+		resp.n_rules_added = add.np.n_rules;
+		resp.rules_added = add.np.rules;
+		resp.n_endpoints_removed = del.np.n_endpoints;
+		resp.endpoints_removed = del.np.endpoints;
+		resp.n_ipcache_removed = del.np.n_ipcache;
+		resp.ipcache_removed = del.np.ipcache;
+		resp.n_rules_removed = del.np.n_rules;
+		resp.rules_removed = del.np.rules;
+		bh_rpc_reply(call, ST(OK), &resp.base, NULL);
+	}
+	ctl_node_policy_release(&add);
+	ctl_node_policy_release(&del);
+	ctl_node_delta_free(&d);
+	ctl_node_out_free(&before);
+	ctl_node_out_free(&after);
+}
+
 int ctl_policy_register(struct ctl *c)
 {
 	const uint32_t op = BH_RPC_ROLES_OPERATOR;
@@ -1717,6 +1857,9 @@ int ctl_policy_register(struct ctl *c)
 			       bh_rpc_server_register(c->rpc, s, "Explain", op, h_explain, c) ||
 			       bh_rpc_server_register(c->rpc, s, "GetNodePolicy",
 						      op | BH_RPC_ROLES_AGENT, h_get_node_policy, c) ||
+			       bh_rpc_server_register(c->rpc, s, "GetNodePolicyDelta",
+						      op | BH_RPC_ROLES_AGENT, h_get_node_policy_delta,
+						      c) ||
 			       bh_rpc_server_register(c->rpc, &bulkhead__agent__descriptor,
 						      "ReportEndpoints", BH_RPC_ROLES_AGENT,
 						      h_report_endpoints, c)

@@ -8,8 +8,8 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bulkhead ruleset NODE [-o text|json]\n"
-	"       bulkhead get ruleset NODE [-o text|json]\n"
+	"usage: bulkhead ruleset NODE [--since REVISION] [-o text|json]\n"
+	"       bulkhead get ruleset NODE [--since REVISION] [-o text|json]\n"
 	"\n"
 	"Prints the rule set the controller compiled for NODE at the current revision, exactly "
 	"what\n"
@@ -22,11 +22,15 @@ static const char usage[] =
 	"  ipcache PREFIX/LEN IDENTITY\n"
 	"  rule LOCAL ingress|egress PEER|any PROTO[/PORT[-END]] allow|deny RULE_ID\n"
 	"\n"
+	"  --since REVISION     print instead the delta from the rule set NODE had at REVISION\n"
+	"                       to the current one: 'delta FROM TO', then '-' and '+' entries\n"
+	"                       (what its agent applies to go from one to the other)\n"
 	"  -o, --output FORMAT  text (default) or json ({revision, endpoints, ipcache, rules})\n"
 	"\n"
 	"examples:\n"
 	"  bulkhead ruleset node-b\n"
 	"  bulkhead ruleset node-b > node-b.rules && bulkhead-agent dataplane apply node-b.rules\n"
+	"  bulkhead ruleset node-b --since 3\n"
 	"\n"
 	"exit status: 0 success, 1 failure (no rule set for NODE, no controller: the message says\n"
 	"why), 2 usage error.\n";
@@ -86,15 +90,15 @@ static void print_default(const char *key, const Bulkhead__DirectionDefault *d)
 		printf(" %s=%s:%" PRIu32, key, verdict_name(d->verdict, v, sizeof(v)), d->rule_id);
 }
 
-static void print_text(const Bulkhead__NodePolicy *np)
+/* The entries of np, each line starting with mark ("", "+" or "-"). */
+static void print_entries(const Bulkhead__NodePolicy *np, const char *mark)
 {
 	char buf[80], v[32];
 
-	printf("revision %" PRIu64 "\n", np->revision);
 	for (size_t i = 0; i < np->n_endpoints; i++) {
 		const Bulkhead__Endpoint *e = np->endpoints[i];
 
-		printf("endpoint %s if=%s id=%" PRIu32 " mode=%s attach=%s", e->name, e->ifname,
+		printf("%sendpoint %s if=%s id=%" PRIu32 " mode=%s attach=%s", mark, e->name, e->ifname,
 		       e->identity, e->mode == BULKHEAD__MODE__MODE_OBSERVE ? "observe" : "enforce",
 		       e->attach == BULKHEAD__ATTACH__ATTACH_HOST ? "host" : "veth");
 		print_default("ingress", e->ingress);
@@ -104,7 +108,7 @@ static void print_text(const Bulkhead__NodePolicy *np)
 	for (size_t i = 0; i < np->n_ipcache; i++) {
 		const Bulkhead__IpcacheEntry *e = np->ipcache[i];
 
-		printf("ipcache %s %" PRIu32 "\n",
+		printf("%sipcache %s %" PRIu32 "\n", mark,
 		       prefix_text(&e->prefix, e->prefix_len, buf, sizeof(buf)), e->identity);
 	}
 	for (size_t i = 0; i < np->n_rules; i++) {
@@ -117,11 +121,38 @@ static void print_text(const Bulkhead__NodePolicy *np)
 			snprintf(port, sizeof(port), "/%" PRIu32 "-%" PRIu32, r->port, r->end_port);
 		else if (r->protocol && r->port)
 			snprintf(port, sizeof(port), "/%" PRIu32, r->port);
-		printf("rule %" PRIu32 " %s %s %s%s %s %" PRIu32 "\n", r->local_identity,
+		printf("%srule %" PRIu32 " %s %s %s%s %s %" PRIu32 "\n", mark, r->local_identity,
 		       r->direction == BULKHEAD__DIRECTION__DIRECTION_EGRESS ? "egress" : "ingress",
 		       peer, proto_name(r->protocol, buf, sizeof(buf)), port,
 		       verdict_name(r->verdict, v, sizeof(v)), r->rule_id);
 	}
+}
+
+static void print_text(const Bulkhead__NodePolicy *np)
+{
+	printf("revision %" PRIu64 "\n", np->revision);
+	print_entries(np, "");
+}
+
+static void print_delta(const Bulkhead__NodePolicyDelta *d)
+{
+	Bulkhead__NodePolicy del = BULKHEAD__NODE_POLICY__INIT, add = BULKHEAD__NODE_POLICY__INIT;
+
+	del.n_endpoints = d->n_endpoints_removed;
+	del.endpoints = d->endpoints_removed;
+	del.n_ipcache = d->n_ipcache_removed;
+	del.ipcache = d->ipcache_removed;
+	del.n_rules = d->n_rules_removed;
+	del.rules = d->rules_removed;
+	add.n_endpoints = d->n_endpoints_added;
+	add.endpoints = d->endpoints_added;
+	add.n_ipcache = d->n_ipcache_added;
+	add.ipcache = d->ipcache_added;
+	add.n_rules = d->n_rules_added;
+	add.rules = d->rules_added;
+	printf("delta %" PRIu64 " %" PRIu64 "\n", d->from_revision, d->to_revision);
+	print_entries(&del, "-");
+	print_entries(&add, "+");
 }
 
 static void json_default(const Bulkhead__DirectionDefault *d)
@@ -195,18 +226,43 @@ int cli_ruleset_print(struct cli *c, const char *node)
 	return 0;
 }
 
+static int delta_print(struct cli *c, const char *node, uint64_t since)
+{
+	Bulkhead__NodePolicyRequest r = BULKHEAD__NODE_POLICY_REQUEST__INIT;
+	Bulkhead__NodePolicyDelta *d = NULL;
+
+	r.node = (char *)node;
+	r.from_revision = since;
+	if (cli_connect(c) || cli_call(c, &bulkhead__operator__descriptor, "GetNodePolicyDelta",
+				       &r.base, (ProtobufCMessage **)&d))
+		return 1;
+	print_delta(d);
+	protobuf_c_message_free_unpacked(&d->base, NULL);
+	return 0;
+}
+
 int cmd_ruleset(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"since", required_argument, NULL, 's'},
 		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
+	uint64_t since = 0;
 	int opt;
 
 	optind = 0; /* glibc: start afresh, with permutation (options after operands) */
 	while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 's':
+			if (bh_parse_u64(optarg, UINT64_MAX, &since) || !since) {
+				fprintf(stderr, "bulkhead ruleset: --since \"%s\": want a revision "
+						"number\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'o':
 			if (cli_format_set(c, "ruleset", optarg, CLI_FMTS_TJ))
 				return 2;
@@ -223,6 +279,13 @@ int cmd_ruleset(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "bulkhead ruleset: %s\nTry 'bulkhead ruleset --help'.\n",
 			optind < argc ? "one NODE only" : "which node? give NODE");
 		return 2;
+	}
+	if (since) {
+		if (c->format == CLI_FORMAT_JSON) {
+			fprintf(stderr, "bulkhead ruleset: --since prints text only\n");
+			return 2;
+		}
+		return delta_print(c, argv[optind], since);
 	}
 	return cli_ruleset_print(c, argv[optind]);
 }

@@ -144,6 +144,8 @@ fi
 check "the revision did not move" test "$(revision)" = "$rev0"
 
 # ---- diff, then the same change applied --------------------------------------------------------
+bh ruleset node-b | grep -v '^revision' | sort >"$T/nodeb.before"
+rev_before_edit=$(revision)
 sed 's/port: 5432}/port: 5433}/' "$EX/three-tier.yaml" >"$T/edit.yaml"
 out=$(bh diff -f "$T/edit.yaml" 2>&1)
 rc=$?
@@ -160,6 +162,19 @@ check "apply of the edit: 5433 now allowed" test "$(verdict api-1 db-1 tcp/5433)
 out=$(bh diff -f "$T/edit.yaml" 2>&1)
 check "diff of what is applied: no difference, exit 0" test $? = 0
 rev_edit=$(revision)
+# the delta a node holding the old revision is sent turns its rule set into the current one
+bh ruleset node-b --since "$rev_before_edit" >"$T/delta" 2>&1
+bh ruleset node-b | grep -v '^revision' | sort >"$T/nodeb.after"
+sed -n 's/^-//p' "$T/delta" | sort >"$T/del"
+sed -n 's/^+//p' "$T/delta" | sort >"$T/add"
+comm -23 "$T/nodeb.before" "$T/del" | sort -m - "$T/add" | sort >"$T/nodeb.patched"
+if head -1 "$T/delta" | grep -q "^delta $rev_before_edit $rev_edit\$" && [ -s "$T/add" ] &&
+	[ -z "$(comm -13 "$T/nodeb.before" "$T/del")" ] && cmp -s "$T/nodeb.patched" "$T/nodeb.after"; then
+	ok "ruleset --since: the delta from an earlier revision turns it into the current one"
+else
+	not_ok "ruleset --since: the delta from an earlier revision turns it into the current one" \
+		"$(head -5 "$T/delta" | tr '\n' ' ')"
+fi
 
 # ---- delete, revisions, rollback ---------------------------------------------------------------
 bh delete policy db-never-web >/dev/null 2>&1
