@@ -19,148 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulkhead/smap.h"
 #include "compile.h"
-
-/* ---- a small string-keyed hash map ------------------------------------------------------------ */
-
-struct sm_ent {
-	char *key;
-	void *val;
-	struct sm_ent *next;
-};
-
-struct smap {
-	struct sm_ent **b;
-	size_t nb, n;
-};
-
-static uint64_t sm_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-	return h;
-}
-
-static struct sm_ent **sm_slot(const struct smap *m, const char *key)
-{
-	struct sm_ent **e;
-
-	if (!m->nb)
-		return NULL;
-	for (e = &m->b[sm_hash(key) & (m->nb - 1)]; *e; e = &(*e)->next)
-		if (!strcmp((*e)->key, key))
-			return e;
-	return e;
-}
-
-static void *sm_get(const struct smap *m, const char *key)
-{
-	struct sm_ent **e = sm_slot(m, key);
-
-	return e && *e ? (*e)->val : NULL;
-}
-
-static int sm_grow(struct smap *m)
-{
-	size_t nb = m->nb ? m->nb * 2 : 64;
-	struct sm_ent **b = calloc(nb, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->nb; i++) {
-		struct sm_ent *e = m->b[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			e->next = b[sm_hash(e->key) & (nb - 1)];
-			b[sm_hash(e->key) & (nb - 1)] = e;
-		}
-	}
-	free(m->b);
-	m->b = b;
-	m->nb = nb;
-	return 0;
-}
-
-/* Sets key (copied) to val. */
-static int sm_put(struct smap *m, const char *key, void *val)
-{
-	struct sm_ent **e, *n;
-
-	if (m->n + 1 > m->nb && sm_grow(m))
-		return -ENOMEM;
-	e = sm_slot(m, key);
-	if (*e) {
-		(*e)->val = val;
-		return 0;
-	}
-	n = calloc(1, sizeof(*n));
-	if (!n || !(n->key = strdup(key))) {
-		free(n);
-		return -ENOMEM;
-	}
-	n->val = val;
-	*e = n;
-	m->n++;
-	return 0;
-}
-
-static void *sm_del(struct smap *m, const char *key)
-{
-	struct sm_ent **e = sm_slot(m, key), *d;
-	void *v;
-
-	if (!e || !*e)
-		return NULL;
-	d = *e;
-	v = d->val;
-	*e = d->next;
-	free(d->key);
-	free(d);
-	m->n--;
-	return v;
-}
-
-static void sm_free(struct smap *m)
-{
-	for (size_t i = 0; i < m->nb; i++) {
-		struct sm_ent *e = m->b[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			free(e->key);
-			free(e);
-		}
-	}
-	free(m->b);
-	memset(m, 0, sizeof(*m));
-}
-
-/* Every value, in key order (malloc'd array; NULL with *n 0 when empty). */
-static int sm_ent_cmp(const void *a, const void *b)
-{
-	return strcmp((*(struct sm_ent *const *)a)->key, (*(struct sm_ent *const *)b)->key);
-}
-
-static struct sm_ent **sm_sorted(const struct smap *m)
-{
-	struct sm_ent **v = malloc((m->n ? m->n : 1) * sizeof(*v));
-	size_t k = 0;
-
-	if (!v)
-		return NULL;
-	for (size_t i = 0; i < m->nb; i++)
-		for (struct sm_ent *e = m->b[i]; e; e = e->next)
-			v[k++] = e;
-	qsort(v, k, sizeof(*v), sm_ent_cmp);
-	return v;
-}
-
-#define SM_EACH(m, e)                                                                             \
-	for (size_t _i = 0; _i < (m)->nb; _i++)                                                   \
-		for (struct sm_ent *e = (m)->b[_i]; e; e = e->next)
 
 /* ---- growable arrays ------------------------------------------------------------------------- */
 
@@ -243,14 +103,14 @@ struct node {
 
 struct ctl_compiler {
 	unsigned long grace_s;
-	struct smap idents;	/* text -> ident */
-	struct smap ident_ids;	/* "%u" -> ident */
-	struct smap rule_keys;	/* key -> (uintptr_t) id */
-	struct smap rule_ids;	/* "%u" -> key (owned) */
-	struct smap policies;	/* name -> pol */
-	struct smap workloads;	/* name -> wl */
-	struct smap nodes;	/* name -> node */
-	struct smap addrs;	/* "addr/len" -> wl */
+	struct bh_smap idents;	/* text -> ident */
+	struct bh_smap ident_ids;	/* "%u" -> ident */
+	struct bh_smap rule_keys;	/* key -> (uintptr_t) id */
+	struct bh_smap rule_ids;	/* "%u" -> key (owned) */
+	struct bh_smap policies;	/* name -> pol */
+	struct bh_smap workloads;	/* name -> wl */
+	struct bh_smap nodes;	/* name -> node */
+	struct bh_smap addrs;	/* "addr/len" -> wl */
 	uint32_t next_identity, next_rule;
 	uint64_t ident_gen;	/* bumped when the set of identities in use changes */
 	bool cidr_changed;
@@ -296,10 +156,10 @@ static struct ident *ident_new(struct ctl_compiler *c, uint32_t id, const char *
 			goto fail;
 	}
 	snprintf(k, sizeof(k), "%u", id);
-	if (sm_put(&c->idents, text, i))
+	if (bh_smap_put(&c->idents, text, i))
 		goto fail;
-	if (sm_put(&c->ident_ids, k, i)) {
-		sm_del(&c->idents, text);
+	if (bh_smap_put(&c->ident_ids, k, i)) {
+		bh_smap_del(&c->idents, text);
 		goto fail;
 	}
 	if (id >= c->next_identity)
@@ -328,7 +188,7 @@ static void ident_free(struct ident *i)
 /* The identity of text, allocating a number if it has none. */
 static struct ident *ident_get(struct ctl_compiler *c, const char *text)
 {
-	struct ident *i = sm_get(&c->idents, text);
+	struct ident *i = bh_smap_get(&c->idents, text);
 
 	if (i)
 		return i;
@@ -345,7 +205,7 @@ static bool ident_in_use(const struct ident *i)
 
 static uint32_t rule_id_get(struct ctl_compiler *c, const char *key)
 {
-	uintptr_t id = (uintptr_t)sm_get(&c->rule_keys, key);
+	uintptr_t id = (uintptr_t)bh_smap_get(&c->rule_keys, key);
 	char k[16], *copy;
 
 	if (id)
@@ -353,7 +213,7 @@ static uint32_t rule_id_get(struct ctl_compiler *c, const char *key)
 	id = c->next_rule++;
 	snprintf(k, sizeof(k), "%u", (uint32_t)id);
 	copy = strdup(key);
-	if (!copy || sm_put(&c->rule_keys, key, (void *)id) || sm_put(&c->rule_ids, k, copy)) {
+	if (!copy || bh_smap_put(&c->rule_keys, key, (void *)id) || bh_smap_put(&c->rule_ids, k, copy)) {
 		free(copy);
 		return 0;
 	}
@@ -369,7 +229,7 @@ int ctl_compiler_identity_load(struct ctl_compiler *c, uint32_t id, const char *
 	char k[16];
 
 	snprintf(k, sizeof(k), "%u", id);
-	if (id < CTL_ID_USER_MIN || sm_get(&c->idents, labels) || sm_get(&c->ident_ids, k))
+	if (id < CTL_ID_USER_MIN || bh_smap_get(&c->idents, labels) || bh_smap_get(&c->ident_ids, k))
 		return -EEXIST;
 	i = ident_new(c, id, labels);
 	if (!i)
@@ -384,11 +244,11 @@ int ctl_compiler_rule_id_load(struct ctl_compiler *c, uint32_t id, const char *k
 	char k[16], *copy;
 
 	snprintf(k, sizeof(k), "%u", id);
-	if (id < CTL_RULE_ID_MIN || sm_get(&c->rule_keys, key) || sm_get(&c->rule_ids, k))
+	if (id < CTL_RULE_ID_MIN || bh_smap_get(&c->rule_keys, key) || bh_smap_get(&c->rule_ids, k))
 		return -EEXIST;
 	copy = strdup(key);
-	if (!copy || sm_put(&c->rule_keys, key, (void *)(uintptr_t)id) ||
-	    sm_put(&c->rule_ids, k, copy)) {
+	if (!copy || bh_smap_put(&c->rule_keys, key, (void *)(uintptr_t)id) ||
+	    bh_smap_put(&c->rule_ids, k, copy)) {
 		free(copy);
 		return -ENOMEM;
 	}
@@ -401,7 +261,7 @@ int ctl_compiler_numbering_copy(struct ctl_compiler *dst, const struct ctl_compi
 {
 	int rc = 0;
 
-	SM_EACH(&src->idents, e)
+	BH_SMAP_EACH(&src->idents, e)
 	{
 		const struct ident *i = e->val;
 
@@ -409,7 +269,7 @@ int ctl_compiler_numbering_copy(struct ctl_compiler *dst, const struct ctl_compi
 		if (rc)
 			return rc;
 	}
-	SM_EACH(&src->rule_ids, e)
+	BH_SMAP_EACH(&src->rule_ids, e)
 	{
 		rc = ctl_compiler_rule_id_load(dst, (uint32_t)strtoul(e->key, NULL, 10), e->val);
 		if (rc)
@@ -491,29 +351,29 @@ void ctl_compiler_destroy(struct ctl_compiler *c)
 {
 	if (!c)
 		return;
-	SM_EACH(&c->idents, e)
+	BH_SMAP_EACH(&c->idents, e)
 		ident_free(e->val);
-	SM_EACH(&c->rule_ids, e)
+	BH_SMAP_EACH(&c->rule_ids, e)
 		free(e->val);
-	SM_EACH(&c->policies, e)
+	BH_SMAP_EACH(&c->policies, e)
 		pol_free(e->val);
-	SM_EACH(&c->workloads, e)
+	BH_SMAP_EACH(&c->workloads, e)
 	{
 		struct wl *w = e->val;
 
 		ctl_doc_free(&w->doc);
 		free(w);
 	}
-	SM_EACH(&c->nodes, e)
+	BH_SMAP_EACH(&c->nodes, e)
 		node_free(e->val);
-	sm_free(&c->idents);
-	sm_free(&c->ident_ids);
-	sm_free(&c->rule_keys);
-	sm_free(&c->rule_ids);
-	sm_free(&c->policies);
-	sm_free(&c->workloads);
-	sm_free(&c->nodes);
-	sm_free(&c->addrs);
+	bh_smap_free(&c->idents);
+	bh_smap_free(&c->ident_ids);
+	bh_smap_free(&c->rule_keys);
+	bh_smap_free(&c->rule_ids);
+	bh_smap_free(&c->policies);
+	bh_smap_free(&c->workloads);
+	bh_smap_free(&c->nodes);
+	bh_smap_free(&c->addrs);
 	free(c->num);
 	free(c->moved);
 	free(c->changed_nodes);
@@ -524,12 +384,12 @@ void ctl_compiler_destroy(struct ctl_compiler *c)
 
 static struct node *node_get(struct ctl_compiler *c, const char *name)
 {
-	struct node *n = sm_get(&c->nodes, name);
+	struct node *n = bh_smap_get(&c->nodes, name);
 
 	if (n)
 		return n;
 	n = calloc(1, sizeof(*n));
-	if (!n || !(n->name = strdup(name)) || sm_put(&c->nodes, name, n)) {
+	if (!n || !(n->name = strdup(name)) || bh_smap_put(&c->nodes, name, n)) {
 		if (n)
 			free(n->name);
 		free(n);
@@ -569,7 +429,7 @@ static void addr_key(const struct ctl_prefix *p, char *buf, size_t len)
 /* Marks every identity a selector matches dirty. */
 static void mark_selected(struct ctl_compiler *c, const struct ctl_selector *s)
 {
-	SM_EACH(&c->idents, e)
+	BH_SMAP_EACH(&c->idents, e)
 	{
 		struct ident *i = e->val;
 
@@ -584,7 +444,7 @@ static int cidr_ref(struct ctl_compiler *c, const struct ctl_prefix *p, int delt
 	struct ident *i;
 
 	ctl_prefix_format(p, text + 5, sizeof(text) - 5);
-	i = delta > 0 ? ident_get(c, text) : sm_get(&c->idents, text);
+	i = delta > 0 ? ident_get(c, text) : bh_smap_get(&c->idents, text);
 	if (!i)
 		return delta > 0 ? -ENOMEM : 0;
 	if (delta > 0) {
@@ -627,7 +487,7 @@ static int policy_cidrs(struct ctl_compiler *c, struct pol *p, int delta)
 /* Host workloads take their node's labels: a node spec change re-resolves them. */
 static void node_hosts_changed(struct ctl_compiler *c, const char *name)
 {
-	struct node *n = sm_get(&c->nodes, name);
+	struct node *n = bh_smap_get(&c->nodes, name);
 
 	if (!n)
 		return;
@@ -640,7 +500,7 @@ static void node_hosts_changed(struct ctl_compiler *c, const char *name)
 
 static int wl_unlink(struct ctl_compiler *c, struct wl *w)
 {
-	struct node *n = sm_get(&c->nodes, w->doc.workload.node);
+	struct node *n = bh_smap_get(&c->nodes, w->doc.workload.node);
 	char k[64];
 
 	if (n)
@@ -652,8 +512,8 @@ static int wl_unlink(struct ctl_compiler *c, struct wl *w)
 		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
 			return -ENOMEM;
 		addr_key(&w->doc.workload.addrs[i], k, sizeof(k));
-		if (sm_get(&c->addrs, k) == w)
-			sm_del(&c->addrs, k);
+		if (bh_smap_get(&c->addrs, k) == w)
+			bh_smap_del(&c->addrs, k);
 	}
 	return 0;
 }
@@ -670,7 +530,7 @@ static int wl_link(struct ctl_compiler *c, struct wl *w)
 		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
 			return -ENOMEM;
 		addr_key(&w->doc.workload.addrs[i], k, sizeof(k));
-		if (sm_put(&c->addrs, k, w))
+		if (bh_smap_put(&c->addrs, k, w))
 			return -ENOMEM;
 	}
 	w->changed = true;
@@ -690,8 +550,8 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 		if (!p)
 			return bh_error_set(err, -ENOMEM, "out of memory");
 		p->doc = *doc;
-		prev = sm_get(&c->policies, name);
-		if (sm_put(&c->policies, name, p)) {
+		prev = bh_smap_get(&c->policies, name);
+		if (bh_smap_put(&c->policies, name, p)) {
 			free(p);
 			return bh_error_set(err, -ENOMEM, "out of memory");
 		}
@@ -710,14 +570,14 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 		return 0;
 	}
 	case CTL_KIND_WORKLOAD: {
-		struct wl *prev = sm_get(&c->workloads, name), *w;
+		struct wl *prev = bh_smap_get(&c->workloads, name), *w;
 		char k[64];
 
 		for (size_t i = 0; i < doc->workload.n_addrs; i++) {
 			struct wl *o;
 
 			addr_key(&doc->workload.addrs[i], k, sizeof(k));
-			o = sm_get(&c->addrs, k);
+			o = bh_smap_get(&c->addrs, k);
 			if (o && o != prev)
 				return bh_error_set(err, -EEXIST,
 						    "workload %s: address %s is already workload "
@@ -735,7 +595,7 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 		}
 		w->doc = *doc;
 		memset(doc, 0, sizeof(*doc));
-		if (sm_put(&c->workloads, name, w) || wl_link(c, w))
+		if (bh_smap_put(&c->workloads, name, w) || wl_link(c, w))
 			return bh_error_set(err, -ENOMEM, "out of memory");
 		return 0;
 	}
@@ -763,11 +623,11 @@ int ctl_compiler_delete(struct ctl_compiler *c, enum ctl_kind kind, const char *
 {
 	switch (kind) {
 	case CTL_KIND_POLICY: {
-		struct pol *p = sm_get(&c->policies, name);
+		struct pol *p = bh_smap_get(&c->policies, name);
 
 		if (!p)
 			break;
-		sm_del(&c->policies, name);
+		bh_smap_del(&c->policies, name);
 		mark_selected(c, &p->doc.policy.sel);
 		policy_cidrs(c, p, -1);
 		pol_memo_free(p);
@@ -776,18 +636,18 @@ int ctl_compiler_delete(struct ctl_compiler *c, enum ctl_kind kind, const char *
 		return 0;
 	}
 	case CTL_KIND_WORKLOAD: {
-		struct wl *w = sm_get(&c->workloads, name);
+		struct wl *w = bh_smap_get(&c->workloads, name);
 
 		if (!w)
 			break;
-		sm_del(&c->workloads, name);
+		bh_smap_del(&c->workloads, name);
 		wl_unlink(c, w);
 		*old = w->doc;
 		free(w);
 		return 0;
 	}
 	case CTL_KIND_NODE: {
-		struct node *n = sm_get(&c->nodes, name);
+		struct node *n = bh_smap_get(&c->nodes, name);
 
 		if (!n || !n->has_spec)
 			break;
@@ -827,17 +687,17 @@ const struct ctl_doc *ctl_compiler_get(const struct ctl_compiler *c, enum ctl_ki
 {
 	switch (kind) {
 	case CTL_KIND_POLICY: {
-		const struct pol *p = sm_get(&c->policies, name);
+		const struct pol *p = bh_smap_get(&c->policies, name);
 
 		return p ? &p->doc : NULL;
 	}
 	case CTL_KIND_WORKLOAD: {
-		const struct wl *w = sm_get(&c->workloads, name);
+		const struct wl *w = bh_smap_get(&c->workloads, name);
 
 		return w ? &w->doc : NULL;
 	}
 	case CTL_KIND_NODE: {
-		const struct node *n = sm_get(&c->nodes, name);
+		const struct node *n = bh_smap_get(&c->nodes, name);
 
 		return n && n->has_spec ? &n->spec : NULL;
 	}
@@ -848,10 +708,10 @@ const struct ctl_doc *ctl_compiler_get(const struct ctl_compiler *c, enum ctl_ki
 int ctl_compiler_each(const struct ctl_compiler *c, enum ctl_kind kind,
 		      int (*cb)(const struct ctl_doc *d, void *ctx), void *ctx)
 {
-	const struct smap *m = kind == CTL_KIND_POLICY	   ? &c->policies
+	const struct bh_smap *m = kind == CTL_KIND_POLICY	   ? &c->policies
 			       : kind == CTL_KIND_WORKLOAD ? &c->workloads
 							   : &c->nodes;
-	struct sm_ent **v = sm_sorted(m);
+	struct bh_smap_ent **v = bh_smap_sorted(m);
 	int rc = 0;
 
 	if (!v)
@@ -895,7 +755,7 @@ static int resolve_peers(struct ctl_compiler *c, const struct ctl_rule *r, uint3
 
 	*out = NULL;
 	*n = 0;
-	SM_EACH(&c->idents, e)
+	BH_SMAP_EACH(&c->idents, e)
 	{
 		struct ident *i = e->val;
 
@@ -1108,7 +968,7 @@ static int ident_compile(struct ctl_compiler *c, struct ident *i)
 	if (i->cidr || !ident_in_use(i))
 		return 0;
 	/* the policies that select it; an enforced workload ignores observe policies */
-	SM_EACH(&c->policies, e)
+	BH_SMAP_EACH(&c->policies, e)
 	{
 		struct pol *p = e->val;
 
@@ -1250,7 +1110,7 @@ static struct ident *ident_by_id(const struct ctl_compiler *c, uint32_t id)
 	char k[16];
 
 	snprintf(k, sizeof(k), "%u", id);
-	return sm_get(&c->ident_ids, k);
+	return bh_smap_get(&c->ident_ids, k);
 }
 
 static int ipc_add_wls(struct ctl_cipc **v, size_t *n, size_t *cap, const struct ident *i)
@@ -1343,7 +1203,7 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 				goto out;
 			continue;
 		}
-		SM_EACH(&c->idents, e)
+		BH_SMAP_EACH(&c->idents, e)
 		{
 			struct ident *j = e->val;
 
@@ -1441,7 +1301,7 @@ static bool node_cidr_moved(const struct ctl_compiler *c, const struct node *n)
 /* A workload's effective labels: its own, over its node's when it is the node's host. */
 static char *wl_labels(struct ctl_compiler *c, const struct wl *w)
 {
-	const struct node *n = sm_get(&c->nodes, w->doc.workload.node);
+	const struct node *n = bh_smap_get(&c->nodes, w->doc.workload.node);
 	struct ctl_labels l = {0};
 	char *text;
 
@@ -1469,7 +1329,7 @@ static char *wl_labels(struct ctl_compiler *c, const struct wl *w)
 /* Resolves the identity of every workload marked changed. */
 static int resolve_workloads(struct ctl_compiler *c)
 {
-	SM_EACH(&c->workloads, e)
+	BH_SMAP_EACH(&c->workloads, e)
 	{
 		struct wl *w = e->val;
 		struct ident *i;
@@ -1513,7 +1373,7 @@ static int resolve_workloads(struct ctl_compiler *c)
  */
 static void mark_referrers(struct ctl_compiler *c, const struct ident *j)
 {
-	SM_EACH(&c->policies, e)
+	BH_SMAP_EACH(&c->policies, e)
 	{
 		struct pol *p = e->val;
 		bool hit = false;
@@ -1540,7 +1400,7 @@ static void mark_referrers(struct ctl_compiler *c, const struct ident *j)
 
 static int update(struct ctl_compiler *c, time_t now, bool all)
 {
-	struct sm_ent **nodes = NULL;
+	struct bh_smap_ent **nodes = NULL;
 	struct ident **gone = NULL;
 	size_t ngone = 0, cgone = 0;
 	bool transitions = false;
@@ -1552,7 +1412,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 		return rc;
 	/* identities that came into use or fell out of it: the rules naming peers like them
 	 * change; then grace periods and releases */
-	SM_EACH(&c->idents, e)
+	BH_SMAP_EACH(&c->idents, e)
 	{
 		struct ident *j = e->val;
 		bool used = ident_in_use(j);
@@ -1582,8 +1442,8 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 		char key[16];
 
 		snprintf(key, sizeof(key), "%u", gone[k]->id);
-		sm_del(&c->ident_ids, key);
-		sm_del(&c->idents, gone[k]->text);
+		bh_smap_del(&c->ident_ids, key);
+		bh_smap_del(&c->idents, gone[k]->text);
 		if (num_log(c, CTL_NUM_IDENTITY_DELETE, gone[k]->id, NULL, 0)) {
 			free(gone);
 			return -ENOMEM;
@@ -1592,7 +1452,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 	}
 	free(gone);
 	if (c->cidr_changed || all)
-		SM_EACH(&c->policies, e)
+		BH_SMAP_EACH(&c->policies, e)
 		{
 			struct pol *p = e->val;
 
@@ -1600,7 +1460,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 				mark_selected(c, &p->doc.policy.sel);
 		}
 	/* recompile the dirty identities */
-	SM_EACH(&c->idents, e)
+	BH_SMAP_EACH(&c->idents, e)
 	{
 		struct ident *i = e->val;
 
@@ -1608,7 +1468,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 			return rc;
 	}
 	/* recompose the nodes that hold what changed */
-	nodes = sm_sorted(&c->nodes);
+	nodes = bh_smap_sorted(&c->nodes);
 	if (!nodes)
 		return -ENOMEM;
 	for (size_t k = 0; k < c->nodes.n; k++) {
@@ -1620,7 +1480,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 		if (!dirty && c->cidr_changed)
 			dirty = node_refers_cidr(c, n);
 		if (!dirty)
-			SM_EACH(&c->idents, e)
+			BH_SMAP_EACH(&c->idents, e)
 			{
 				struct ident *i = e->val;
 
@@ -1642,7 +1502,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 		}
 	}
 	free(nodes);
-	SM_EACH(&c->idents, e)
+	BH_SMAP_EACH(&c->idents, e)
 	{
 		struct ident *i = e->val;
 
@@ -1686,9 +1546,9 @@ int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now,
 			       struct bh_error *err)
 {
 	/* forget every cache: peer resolutions and compiled rules */
-	SM_EACH(&c->policies, e)
+	BH_SMAP_EACH(&c->policies, e)
 		pol_memo_free(e->val);
-	SM_EACH(&c->workloads, e)
+	BH_SMAP_EACH(&c->workloads, e)
 		((struct wl *)e->val)->changed = true;
 	c->ident_gen++;
 	c->all_dirty = true;
@@ -1697,7 +1557,7 @@ int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now,
 
 const struct ctl_node_out *ctl_compiler_node(const struct ctl_compiler *c, const char *node)
 {
-	const struct node *n = sm_get(&c->nodes, node);
+	const struct node *n = bh_smap_get(&c->nodes, node);
 
 	return n ? &n->out : NULL;
 }
@@ -1706,7 +1566,7 @@ int ctl_compiler_each_node(const struct ctl_compiler *c,
 			   int (*cb)(const char *node, const struct ctl_node_out *o, void *ctx),
 			   void *ctx)
 {
-	struct sm_ent **v = sm_sorted(&c->nodes);
+	struct bh_smap_ent **v = bh_smap_sorted(&c->nodes);
 	int rc = 0;
 
 	if (!v)
@@ -1834,7 +1694,7 @@ nomem:
 
 uint32_t ctl_compiler_identity_of(const struct ctl_compiler *c, const char *labels)
 {
-	const struct ident *i = sm_get(&c->idents, labels);
+	const struct ident *i = bh_smap_get(&c->idents, labels);
 
 	return i && ident_in_use(i) ? i->id : 0;
 }
@@ -1848,15 +1708,15 @@ const char *ctl_compiler_identity_labels(const struct ctl_compiler *c, uint32_t 
 
 uint32_t ctl_compiler_workload_identity(const struct ctl_compiler *c, const char *name)
 {
-	const struct wl *w = sm_get(&c->workloads, name);
+	const struct wl *w = bh_smap_get(&c->workloads, name);
 
 	return w && w->ident ? w->ident->id : 0;
 }
 
 static int ident_id_cmp(const void *a, const void *b)
 {
-	const struct ident *x = (*(struct sm_ent *const *)a)->val;
-	const struct ident *y = (*(struct sm_ent *const *)b)->val;
+	const struct ident *x = (*(struct bh_smap_ent *const *)a)->val;
+	const struct ident *y = (*(struct bh_smap_ent *const *)b)->val;
 
 	return x->id < y->id ? -1 : x->id > y->id;
 }
@@ -1866,7 +1726,7 @@ int ctl_compiler_each_identity(const struct ctl_compiler *c,
 					 time_t unused_since, void *ctx),
 			       void *ctx)
 {
-	struct sm_ent **v = sm_sorted(&c->idents);
+	struct bh_smap_ent **v = bh_smap_sorted(&c->idents);
 	int rc = 0;
 
 	if (!v)
@@ -1908,7 +1768,7 @@ const char *ctl_compiler_rule_describe(const struct ctl_compiler *c, uint32_t ru
 		return buf;
 	}
 	snprintf(k, sizeof(k), "%u", rule_id);
-	key = sm_get(&c->rule_ids, k);
+	key = bh_smap_get(&c->rule_ids, k);
 	if (!key)
 		return NULL;
 	if (sscanf(key, "policy/%63[^/]/%15[^/]/%15[^/]/%u", name, dir, act, &idx) == 4) {
@@ -2015,8 +1875,8 @@ int ctl_compiler_explain(const struct ctl_compiler *c, const char *from,
 			 const struct ctl_prefix *to_addr, uint8_t proto, uint16_t port,
 			 bool *observed, char *why, size_t len)
 {
-	const struct wl *wf = from ? sm_get(&c->workloads, from) : NULL;
-	const struct wl *wt = to ? sm_get(&c->workloads, to) : NULL;
+	const struct wl *wf = from ? bh_smap_get(&c->workloads, from) : NULL;
+	const struct wl *wt = to ? bh_smap_get(&c->workloads, to) : NULL;
 	const struct ctl_prefix *sa = from_addr, *da = to_addr;
 	size_t at = 0;
 	int verdict = CTL_VERDICT_ALLOW;
@@ -2054,7 +1914,7 @@ int ctl_compiler_explain(const struct ctl_compiler *c, const char *from,
 
 		if (!w)
 			continue;
-		n = sm_get(&c->nodes, w->doc.workload.node);
+		n = bh_smap_get(&c->nodes, w->doc.workload.node);
 		ep = n ? find_ep(&n->out, w->doc.workload.name) : NULL;
 		if (!ep || !ep->identity) {
 			snprintf(why, len, "workload %s is not compiled yet", w->doc.workload.name);
