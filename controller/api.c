@@ -195,7 +195,7 @@ static void h_revoke_token(struct bh_rpc_call *call, const ProtobufCMessage *req
 
 struct node_out {
 	Bulkhead__Node n;
-	char name[65], labels[512], mode[16], serial[41];
+	char name[65], labels[512], mode[16], serial[41], last_error[256];
 };
 
 struct newest_cert {
@@ -233,6 +233,15 @@ static void node_fill(struct ctl *c, const struct ctl_node *src, struct node_out
 	o->n.revoked = src->revoked;
 	o->n.cert_not_after = nc.not_after;
 	o->n.connected = bh_rpc_server_count(c->rpc, is_agent_named, o->name) > 0;
+	{
+		const char *le;
+		time_t seen;
+
+		ctl_rollout_node_state(c, src->name, &o->n.revision_wanted, &o->n.revision_sent,
+				       &o->n.revision_acked, &le, &seen);
+		snprintf(o->last_error, sizeof(o->last_error), "%s", le);
+		o->n.last_seen = seen;
+	}
 }
 
 static void node_link(struct node_out *o)
@@ -241,6 +250,7 @@ static void node_link(struct node_out *o)
 	o->n.labels = o->labels;
 	o->n.mode = o->mode;
 	o->n.cert_serial = o->serial;
+	o->n.last_error = o->last_error;
 }
 
 static void h_get_node(struct bh_rpc_call *call, const ProtobufCMessage *req, void *arg)

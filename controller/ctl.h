@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -40,6 +41,7 @@ struct ctl {
 	unsigned long cert_lifetime_s;
 	int agent_port;
 	struct ctl_compiler *comp; /* the policy state (policy.c) */
+	struct ctl_rollout *rollout; /* agents' watches and acknowledgements (rollout.c) */
 	uint64_t revision;	   /* the newest revision in the store */
 };
 
@@ -73,6 +75,21 @@ void ctl_policy_unload(struct ctl *c);
 /* Gives the compiler what enrollment recorded for a node (the token's labels and mode) and
  * recompiles. Failures are logged: enrollment itself has succeeded. */
 void ctl_policy_node_enrolled(struct ctl *c, const char *name);
+
+/* Rollout (rollout.c): serves Agent.Watch and Agent.Ack; started after the policy state. */
+int ctl_rollout_init(struct ctl *c);
+/* After the RPC server and the loop are gone: forgets held calls, frees. */
+void ctl_rollout_fini(struct ctl *c);
+/* The rule sets of these nodes changed at revision rev: wakes exactly their watches. */
+void ctl_rollout_changed(struct ctl *c, const char *const *nodes, size_t n_nodes, uint64_t rev);
+/* Holds the answer resp (copied) to call until every node has acknowledged revision, or wait_ms
+ * passed (then resp names the nodes that had not, in nodes_pending). resp is an ApplyResponse. */
+int ctl_rollout_wait(struct ctl *c, struct bh_rpc_call *call, const ProtobufCMessage *resp,
+		     uint64_t revision, const char *const *nodes, size_t n_nodes, uint32_t wait_ms);
+/* What rollout knows of a node (-ENOENT, with defaults filled, if nothing yet). */
+int ctl_rollout_node_state(const struct ctl *c, const char *name, uint64_t *wanted,
+			   uint64_t *sent, uint64_t *acked, const char **last_error,
+			   time_t *last_seen);
 
 /* A node's rule set as the wire message (pointing into o, which must outlive it). */
 struct ctl_node_policy {

@@ -231,20 +231,23 @@ static int numbering_save(struct ctl *c, const struct ctl_numbering_change *num,
 static int recompile(struct ctl *c, struct bh_error *err)
 {
 	struct ctl_numbering_change *num;
-	size_t n_num;
-	int rc = ctl_compiler_update(c->comp, time(NULL), NULL, NULL, &num, &n_num, err);
+	const char **changed = NULL;
+	size_t n_num, n_changed = 0;
+	int rc = ctl_compiler_update(c->comp, time(NULL), &changed, &n_changed, &num, &n_num, err);
 
-	if (rc || !n_num)
-		return rc;
-	rc = ctl_store_begin(c->store, err);
-	if (rc)
-		return rc;
-	rc = numbering_save(c, num, n_num, err);
-	if (rc) {
-		ctl_store_rollback(c->store);
-		return rc;
+	if (!rc && n_num && !(rc = ctl_store_begin(c->store, err))) {
+		rc = numbering_save(c, num, n_num, err);
+		if (rc)
+			ctl_store_rollback(c->store);
+		else
+			rc = ctl_store_commit(c->store, err);
 	}
-	return ctl_store_commit(c->store, err);
+	/* the rule sets changed without a new revision (what enrollment gave a node): their
+	 * watches get them at the current revision */
+	if (!rc && n_changed)
+		ctl_rollout_changed(c, changed, n_changed, c->revision);
+	free(changed);
+	return rc;
 }
 
 static int load_node(const struct ctl_node *n, void *arg)
@@ -763,8 +766,10 @@ static int plan_run(struct ctl *c, struct plan *p, bool dry_run, bool want_diff,
 		o->revision = 0;
 		goto undo;
 	}
-	if (o->revision)
+	if (o->revision) {
 		c->revision = o->revision;
+		ctl_rollout_changed(c, changed, n_changed, o->revision);
+	}
 	bh_log(LOG_NOTICE, "revision %llu by %s: %s (%zu node%s affected)",
 	       (unsigned long long)o->revision, author, summary, n_changed,
 	       n_changed == 1 ? "" : "s");
@@ -795,8 +800,8 @@ static void author_of(struct bh_rpc_call *call, char *buf, size_t len)
 	snprintf(buf, len, "%s %s", bh_role_name(peer->role), peer->name[0] ? peer->name : "?");
 }
 
-static void reply_outcome(struct bh_rpc_call *call, const struct plan *p, struct outcome *o,
-			  bool dry_run)
+static void reply_outcome(struct ctl *c, struct bh_rpc_call *call, const struct plan *p,
+			  struct outcome *o, bool dry_run, uint32_t wait_ms)
 {
 	Bulkhead__ApplyResponse resp = BULKHEAD__APPLY_RESPONSE__INIT;
 	Bulkhead__ObjectChange *ch = calloc(p->n ? p->n : 1, sizeof(*ch));
@@ -820,6 +825,12 @@ static void reply_outcome(struct bh_rpc_call *call, const struct plan *p, struct
 	resp.nodes = o->diffs;
 	resp.n_nodes_affected = o->nodes_affected.n;
 	resp.nodes_affected = o->nodes_affected.v;
+	/* --wait: answered once every affected node acknowledged the revision */
+	if (wait_ms && !dry_run && o->revision && o->nodes_affected.n &&
+	    ctl_rollout_wait(c, call, &resp.base, o->revision,
+			     (const char *const *)o->nodes_affected.v, o->nodes_affected.n,
+			     wait_ms) == 0)
+		goto out;
 	bh_rpc_reply(call, ST(OK), &resp.base, NULL);
 out:
 	free(ch);
@@ -895,7 +906,7 @@ static void h_apply(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 	if (rc)
 		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg);
 	else
-		reply_outcome(call, &p, &o, r->dry_run);
+		reply_outcome(c, call, &p, &o, r->dry_run, r->wait_ms);
 	outcome_free(&o);
 	plan_free(&p);
 	ctl_docset_free(&ds);
@@ -935,7 +946,7 @@ static void h_delete(struct bh_rpc_call *call, const ProtobufCMessage *req, void
 	if (rc)
 		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg);
 	else
-		reply_outcome(call, &p, &o, r->dry_run);
+		reply_outcome(c, call, &p, &o, r->dry_run, r->wait_ms);
 	outcome_free(&o);
 	plan_free(&p);
 	ctl_docset_free(&ds);
@@ -997,7 +1008,7 @@ static void h_rollback(struct bh_rpc_call *call, const ProtobufCMessage *req, vo
 	if (rc)
 		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg[0] ? err.msg : bh_strerror(rc));
 	else
-		reply_outcome(call, &p, &o, r->dry_run);
+		reply_outcome(c, call, &p, &o, r->dry_run, r->wait_ms);
 	outcome_free(&o);
 	plan_free(&p);
 }
@@ -1127,7 +1138,7 @@ static void h_report_endpoints(struct bh_rpc_call *call, const ProtobufCMessage 
 		bh_rpc_reply(call, rc == -EPERM ? ST(PERMISSION_DENIED) : status_of(rc), NULL,
 			     "%s", err.msg[0] ? err.msg : bh_strerror(rc));
 	} else {
-		reply_outcome(call, &p, &o, false);
+		reply_outcome(c, call, &p, &o, false, 0);
 	}
 	strv_free(&mine.names);
 	outcome_free(&o);

@@ -93,7 +93,7 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 	if (rc)
 		goto out;
 	if ((rc = ctl_enroll_register(&c)) || (rc = ctl_api_register(&c)) ||
-	    (rc = ctl_policy_register(&c))) {
+	    (rc = ctl_policy_register(&c)) || (rc = ctl_rollout_init(&c))) {
 		bh_error_set(err, rc, "registering handlers");
 		goto out;
 	}
@@ -134,6 +134,7 @@ out:
 	uv_walk(&loop, close_walk, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	ctl_rollout_fini(&c);
 	ctl_policy_unload(&c);
 	ctl_store_close(c.store);
 	free(c.ca_pem);

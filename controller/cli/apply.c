@@ -10,13 +10,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bulkhead/token.h"
 #include "bulkhead/util.h"
 #include "cli.h"
 
 #define FILE_MAX (16u << 20) /* one file, as the controller's loader takes it */
 
 static const char apply_usage[] =
-	"usage: bulkhead apply -f FILE|DIR|- [-f ...] [--dry-run] [--diff] [-o table|json]\n"
+	"usage: bulkhead apply -f FILE|DIR|- [-f ...] [--dry-run] [--diff] [--wait[=DURATION]]\n"
+	"                      [-o table|json]\n"
 	"\n"
 	"Creates or updates the policies, workloads and nodes that the files declare, all at "
 	"once:\n"
@@ -35,6 +37,9 @@ static const char apply_usage[] =
 	"input.\n"
 	"                       Repeatable. A file may be at most 16 MiB.\n"
 	"  --dry-run            check and compile, report what would change, change nothing\n"
+	"  --wait[=DURATION]    return once every node whose rule set changed has acknowledged\n"
+	"                       the new revision (default 60s); past DURATION, name the nodes\n"
+	"                       that have not and exit 1\n"
 	"  --diff               also print each affected node's rule-set change: 'node NAME:'\n"
 	"                       then '- RULE' (removed) and '+ RULE' (added) lines\n"
 	"  -o, --output FORMAT  table (default: the lines above) or json (one object: revision,\n"
@@ -331,12 +336,20 @@ int cli_print_apply(struct cli *c, const Bulkhead__ApplyResponse *r, bool dry_ru
 		printf("no change\n");
 	if (diff || dry_run)
 		print_node_diffs(r);
+	if (r->n_nodes_pending) {
+		fprintf(stderr, "not acknowledged in time by %zu of %zu node%s:", r->n_nodes_pending,
+			r->n_nodes_affected, r->n_nodes_affected == 1 ? "" : "s");
+		for (size_t i = 0; i < r->n_nodes_pending; i++)
+			fprintf(stderr, " %s", r->nodes_pending[i]);
+		fprintf(stderr, " (see 'bulkhead get nodes')\n");
+		return 1;
+	}
 	return 0;
 }
 
 /* ---- the commands ---------------------------------------------------------------------------- */
 
-enum { OPT_DRY_RUN = 256, OPT_DIFF };
+enum { OPT_DRY_RUN = 256, OPT_DIFF, OPT_WAIT };
 
 struct change_opts {
 	struct sources src;
@@ -344,6 +357,7 @@ struct change_opts {
 	size_t npaths;
 	Bulkhead__SourceFile **files; /* src.v, as the request's repeated field */
 	bool dry_run, diff;
+	uint32_t wait_ms; /* --wait: 0 none */
 	int nargs; /* operands left in argv after the options */
 	char **args;
 };
@@ -360,6 +374,7 @@ static int change_parse(struct cli *c, const char *cmd, int argc, char **argv, c
 		{"filename", required_argument, NULL, 'f'},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"diff", no_argument, NULL, OPT_DIFF},
+		{"wait", optional_argument, NULL, OPT_WAIT},
 		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -395,6 +410,18 @@ static int change_parse(struct cli *c, const char *cmd, int argc, char **argv, c
 		case OPT_DIFF:
 			o->diff = true;
 			break;
+		case OPT_WAIT: {
+			unsigned long s = 60;
+
+			if (optarg && (bh_parse_duration(optarg, &s) || s == 0 || s > 3600)) {
+				fprintf(stderr, "bulkhead %s: --wait=\"%s\": want a duration such as "
+						"30s or 2m (at most 1h)\n",
+					cmd, optarg);
+				return 2;
+			}
+			o->wait_ms = (uint32_t)(s * 1000);
+			break;
+		}
 		case 'o':
 			if (cli_format_set(c, cmd, optarg, CLI_FMTS_TJ))
 				return 2;
@@ -461,6 +488,9 @@ int cmd_apply(struct cli *c, int argc, char **argv)
 	req.files = o.files;
 	req.dry_run = o.dry_run;
 	req.diff = o.diff;
+	req.wait_ms = o.wait_ms;
+	if (o.wait_ms && (!c->timeout_ms || c->timeout_ms < o.wait_ms + 5000))
+		c->timeout_ms = o.wait_ms + 5000; /* the answer comes after the wait */
 	if (check_size("apply", bulkhead__apply_request__get_packed_size(&req)) || cli_connect(c) ||
 	    cli_call(c, &bulkhead__operator__descriptor, "Apply", &req.base,
 		     (ProtobufCMessage **)&resp))
@@ -622,6 +652,9 @@ int cmd_delete(struct cli *c, int argc, char **argv)
 	req.objects = refp;
 	req.dry_run = o.dry_run;
 	req.diff = o.diff;
+	req.wait_ms = o.wait_ms;
+	if (o.wait_ms && (!c->timeout_ms || c->timeout_ms < o.wait_ms + 5000))
+		c->timeout_ms = o.wait_ms + 5000;
 	if (check_size("delete", bulkhead__delete_request__get_packed_size(&req)) ||
 	    cli_connect(c) ||
 	    cli_call(c, &bulkhead__operator__descriptor, "Delete", &req.base,

@@ -21,11 +21,14 @@ static const char usage[] =
 	"\n"
 	"  policies (policy, pol, po)  NAME MODE SUMMARY: the workloads it selects, its rules\n"
 	"  workloads (workload, wl)    NAME NODE IDENTITY LABELS ADDRESSES\n"
-	"  nodes (node, no)            NAME LABELS MODE CONNECTED CERT-EXPIRES STATE: the Node\n"
-	"                              objects (LABELS: the operator's, what policies select on)\n"
-	"                              together with the enrolled nodes (MODE, CONNECTED, the\n"
-	"                              newest certificate's expiry; STATE enrolled, revoked, or\n"
-	"                              'not enrolled' for a Node object no agent has enrolled as)\n"
+	"  nodes (node, no)            NAME LABELS MODE CONNECTED WANTED SENT ACKED CERT-EXPIRES\n"
+	"                              STATE LAST-ERROR: the Node objects (LABELS: the operator's,\n"
+	"                              what policies select on) together with the enrolled nodes\n"
+	"                              (MODE, CONNECTED, the revision its rule set last changed\n"
+	"                              at, the last sent to its agent, the last it acknowledged,\n"
+	"                              the newest certificate's expiry; STATE in sync, error,\n"
+	"                              enrolled, revoked, or 'not enrolled' for a Node object no\n"
+	"                              agent has enrolled as; LAST-ERROR its last failed apply)\n"
 	"  identities (identity, id)   ID LABELS WORKLOADS STATE: the numeric identity of each\n"
 	"                              label set, how many workloads carry it, in use or since\n"
 	"                              when unused (numbers are kept a while before reuse)\n"
@@ -209,25 +212,41 @@ static void node_json(const char *name, const Bulkhead__Object *o, const Bulkhea
 	cli_json_str(stdout, n->labels);
 	fputs(",\"cert_serial\":", stdout);
 	cli_json_str(stdout, n->cert_serial);
-	printf(",\"cert_not_after\":%" PRId64 ",\"created\":%" PRId64 "}}", n->cert_not_after,
+	printf(",\"cert_not_after\":%" PRId64 ",\"created\":%" PRId64, n->cert_not_after,
 	       n->created);
+	printf(",\"revision_wanted\":%" PRIu64 ",\"revision_sent\":%" PRIu64
+	       ",\"revision_acked\":%" PRIu64 ",\"last_seen\":%" PRId64 ",\"last_error\":",
+	       n->revision_wanted, n->revision_sent, n->revision_acked, n->last_seen);
+	cli_json_str(stdout, n->last_error);
+	fputs("}}", stdout);
 }
 
 static int node_row(struct cli_table *t, const char *name, const Bulkhead__Object *o,
 		    const Bulkhead__Node *n)
 {
-	char exp[64] = "";
-	const char *row[6] = {name,
-			      o ? o->labels : NULL,
-			      n ? n->mode : NULL,
-			      n ? (n->connected ? "yes" : "no") : NULL,
-			      exp,
-			      !n	   ? "not enrolled"
-			      : n->revoked ? "revoked"
-					   : "enrolled"};
+	char exp[64] = "", want[24] = "", sent[24] = "", ack[24] = "";
+	const char *row[10] = {name,
+			       o ? o->labels : NULL,
+			       n ? n->mode : NULL,
+			       n ? (n->connected ? "yes" : "no") : NULL,
+			       want,
+			       sent,
+			       ack,
+			       exp,
+			       !n	    ? "not enrolled"
+			       : n->revoked ? "revoked"
+			       : n->last_error[0] ? "error"
+			       : n->revision_acked && n->revision_acked >= n->revision_wanted
+				       ? "in sync"
+				       : "enrolled",
+			       n && n->last_error[0] ? n->last_error : NULL};
 
-	if (n)
+	if (n) {
 		cli_time(n->cert_not_after, exp, sizeof(exp));
+		snprintf(want, sizeof(want), "%" PRIu64, n->revision_wanted);
+		snprintf(sent, sizeof(sent), "%" PRIu64, n->revision_sent);
+		snprintf(ack, sizeof(ack), "%" PRIu64, n->revision_acked);
+	}
 	return cli_table_add(t, row);
 }
 
@@ -244,8 +263,9 @@ static bool node_wanted(const char *want, const char *name)
  */
 static int get_nodes(struct cli *c, const Bulkhead__ObjectList *l, const char *name, bool narrow)
 {
-	static const char *const head[] = {"NAME",	"LABELS",	"MODE",
-					   "CONNECTED", "CERT-EXPIRES", "STATE"};
+	static const char *const head[] = {"NAME",   "LABELS", "MODE",	      "CONNECTED",
+					   "WANTED", "SENT",   "ACKED",	      "CERT-EXPIRES",
+					   "STATE",  "LAST-ERROR"};
 	Bulkhead__Empty e = BULKHEAD__EMPTY__INIT;
 	Bulkhead__NodeList *nl = NULL;
 	struct cli_table *t = NULL;
@@ -303,7 +323,7 @@ static int get_nodes(struct cli *c, const Bulkhead__ObjectList *l, const char *n
 		rc = 0;
 		goto out;
 	}
-	t = cli_table_create(6, head);
+	t = cli_table_create(BH_ARRAY_SIZE(head), head);
 	for (size_t i = 0; t && i < l->n_objects; i++) {
 		if (node_wanted(name, l->objects[i]->name) &&
 		    node_row(t, l->objects[i]->name, l->objects[i],

@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Rollout: every agent keeps a Watch open ("I enforce revision R"); the controller answers it
+ * when the node's rule set differs from what it last sent that node, and otherwise holds it (no
+ * thread per agent: a held call is a pointer in the node's list, answered from the loop). After a
+ * change the compiler names the nodes whose rule set changed, and only their watches wake. A
+ * watch is answered with the delta from what was last sent to that node (the node says it holds
+ * that revision), or a full snapshot when the controller does not know what the node holds (its
+ * first watch, after a restart of either side, after a failed apply) or when the snapshot is the
+ * smaller. Ack records what the node enforces, and releases `bulkhead apply --wait` callers once
+ * every node their change affected has acknowledged it.
+ *
+ * Everything here runs on the loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bulkhead/log.h"
+#include "bulkhead/smap.h"
+#include "bulkhead/util.h"
+#include "ctl.h"
+
+#define ST(x) BULKHEAD__RPC_STATUS__RPC_##x
+
+#define WATCH_WAIT_DEFAULT_MS 30000
+#define WATCH_WAIT_MAX_MS     60000
+#define SWEEP_MS	      250
+
+struct held {
+	struct bh_rpc_call *call;
+	uint64_t revision; /* what the agent said it enforces */
+	bool snapshot;	   /* it asked for a full rule set */
+	uint64_t deadline; /* monotonic ms: answer "nothing new" then */
+	struct held *next;
+};
+
+struct sync_node {
+	char *name;
+	uint64_t wanted; /* the newest revision that changed this node's rule set */
+	uint64_t sent, acked;
+	char last_error[256];
+	time_t last_seen;
+	bool has_sent;
+	struct ctl_node_out sent_out; /* what the last answer gave it (at revision sent) */
+	struct held *held;
+};
+
+struct waiter {
+	struct bh_rpc_call *call;
+	ProtobufCMessage *resp; /* the answer to give, an unpacked copy */
+	uint64_t revision;
+	char **nodes;
+	size_t n_nodes;
+	uint64_t deadline;
+	struct waiter *next;
+};
+
+struct ctl_rollout {
+	struct ctl *c;
+	struct bh_smap nodes; /* name -> sync_node */
+	struct waiter *waiters;
+	uv_timer_t sweep;
+	size_t n_held;
+};
+
+static uint64_t now_ms(void)
+{
+	return bh_now_mono_ns() / 1000000;
+}
+
+static struct sync_node *sync_get(struct ctl_rollout *r, const char *name, bool create)
+{
+	struct sync_node *n = bh_smap_get(&r->nodes, name);
+
+	if (n || !create)
+		return n;
+	n = calloc(1, sizeof(*n));
+	if (!n || !(n->name = strdup(name)) || bh_smap_put(&r->nodes, name, n)) {
+		if (n)
+			free(n->name);
+		free(n);
+		return NULL;
+	}
+	/* not known before: whatever it holds, the current revision is what it should have */
+	n->wanted = r->c->revision;
+	return n;
+}
+
+/* ---- answering a watch ------------------------------------------------------------------------ */
+
+static size_t out_size(const struct ctl_node_out *o)
+{
+	return o->n_eps + o->n_ipc + o->n_rules;
+}
+
+/*
+ * Whether the node, holding `revision` (and, with snapshot, asking for everything), has anything
+ * new to get.
+ */
+static bool news_for(struct ctl_rollout *r, const struct sync_node *n, uint64_t revision,
+		     bool snapshot, const struct ctl_node_out *cur)
+{
+	static const struct ctl_node_out none = {0};
+
+	if (snapshot || !n->has_sent || n->sent != revision)
+		return true;
+	(void)r;
+	return !ctl_node_out_equal(&n->sent_out, cur ? cur : &none);
+}
+
+/* Answers one watch with a delta or a snapshot of the node's current rule set. */
+static void watch_answer(struct ctl_rollout *r, struct sync_node *n, struct bh_rpc_call *call,
+			 uint64_t revision, bool snapshot)
+{
+	static const struct ctl_node_out none = {0};
+	struct ctl *c = r->c;
+	const struct ctl_node_out *cur = ctl_compiler_node(c->comp, n->name);
+	Bulkhead__WatchResponse resp = BULKHEAD__WATCH_RESPONSE__INIT;
+	Bulkhead__NodePolicyDelta delta = BULKHEAD__NODE_POLICY_DELTA__INIT;
+	struct ctl_node_policy full = {0}, add = {0}, del = {0};
+	struct ctl_node_delta d = {0};
+	struct ctl_node_out copy;
+	bool use_delta = false;
+	int rc = 0;
+
+	if (!cur)
+		cur = &none;
+	if (!snapshot && n->has_sent && n->sent == revision) {
+		rc = ctl_node_out_diff(&n->sent_out, cur, &d);
+		use_delta = !rc && d.n_eps_add + d.n_eps_del + d.n_ipc_add + d.n_ipc_del +
+						   d.n_rules_add + d.n_rules_del <=
+					   out_size(cur);
+	}
+	if (!rc && use_delta) {
+		struct ctl_node_out a = {.eps = d.eps_add, .n_eps = d.n_eps_add, .ipc = d.ipc_add,
+					 .n_ipc = d.n_ipc_add, .rules = d.rules_add,
+					 .n_rules = d.n_rules_add};
+		struct ctl_node_out x = {.eps = d.eps_del, .n_eps = d.n_eps_del, .ipc = d.ipc_del,
+					 .n_ipc = d.n_ipc_del, .rules = d.rules_del,
+					 .n_rules = d.n_rules_del};
+
+		rc = ctl_node_policy_build(&a, c->revision, &add);
+		if (!rc)
+			rc = ctl_node_policy_build(&x, revision, &del);
+		delta.from_revision = revision;
+		delta.to_revision = c->revision;
+		delta.n_endpoints_added = add.np.n_endpoints;
+		delta.endpoints_added = add.np.endpoints;
+		delta.n_ipcache_added = add.np.n_ipcache;
+		delta.ipcache_added = add.np.ipcache;
+		delta.n_rules_added = add.np.n_rules;
+		delta.rules_added = add.np.rules;
+		delta.n_endpoints_removed = del.np.n_endpoints;
+		delta.endpoints_removed = del.np.endpoints;
+		delta.n_ipcache_removed = del.np.n_ipcache;
+		delta.ipcache_removed = del.np.ipcache;
+		delta.n_rules_removed = del.np.n_rules;
+		delta.rules_removed = del.np.rules;
+		resp.delta = &delta;
+	} else if (!rc) {
+		rc = ctl_node_policy_build(cur, c->revision, &full);
+		resp.snapshot = &full.np;
+	}
+	if (!rc)
+		rc = ctl_node_out_copy(&copy, cur);
+	if (rc) {
+		bh_rpc_reply(call, ST(INTERNAL), NULL, "out of memory");
+		goto out;
+	}
+	resp.revision = c->revision;
+	bh_rpc_reply(call, ST(OK), &resp.base, NULL);
+	if (n->has_sent)
+		ctl_node_out_free(&n->sent_out);
+	n->sent_out = copy;
+	n->has_sent = true;
+	n->sent = c->revision;
+	bh_log(LOG_INFO, "node %s: revision %llu sent (%s: %zu entries)", n->name,
+	       (unsigned long long)c->revision, use_delta ? "delta" : "snapshot",
+	       use_delta ? d.n_eps_add + d.n_eps_del + d.n_ipc_add + d.n_ipc_del + d.n_rules_add +
+				   d.n_rules_del
+			 : out_size(cur));
+out:
+	ctl_node_policy_release(&full);
+	ctl_node_policy_release(&add);
+	ctl_node_policy_release(&del);
+	ctl_node_delta_free(&d);
+}
+
+static void h_watch(struct bh_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Bulkhead__WatchRequest *w = (const void *)req;
+	const struct bh_identity *peer = bh_rpc_call_peer(call);
+	struct ctl_rollout *r = arg;
+	struct sync_node *n = sync_get(r, peer->name, true);
+	uint32_t wait = w->wait_ms ? w->wait_ms : WATCH_WAIT_DEFAULT_MS;
+	uint64_t deadline, call_deadline = bh_rpc_call_deadline(call);
+	struct held *h;
+
+	if (!n) {
+		bh_rpc_reply(call, ST(INTERNAL), NULL, "out of memory");
+		return;
+	}
+	n->last_seen = time(NULL);
+	if (news_for(r, n, w->revision, w->snapshot, ctl_compiler_node(r->c->comp, n->name))) {
+		watch_answer(r, n, call, w->revision, w->snapshot);
+		return;
+	}
+	/* nothing new: hold it, and answer before the caller gives up */
+	if (wait > WATCH_WAIT_MAX_MS)
+		wait = WATCH_WAIT_MAX_MS;
+	deadline = now_ms() + wait;
+	if (call_deadline && call_deadline < deadline + 500)
+		deadline = call_deadline > 500 ? call_deadline - 500 : call_deadline;
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		bh_rpc_reply(call, ST(INTERNAL), NULL, "out of memory");
+		return;
+	}
+	h->call = call;
+	h->revision = w->revision;
+	h->deadline = deadline;
+	h->next = n->held;
+	n->held = h;
+	r->n_held++;
+}
+
+/* ---- acknowledgements and --wait -------------------------------------------------------------- */
+
+static bool waiter_done(struct ctl_rollout *r, const struct waiter *w)
+{
+	for (size_t i = 0; i < w->n_nodes; i++) {
+		const struct sync_node *n = bh_smap_get(&r->nodes, w->nodes[i]);
+
+		if (!n || n->acked < w->revision)
+			return false;
+	}
+	return true;
+}
+
+static void waiter_free(struct waiter *w)
+{
+	for (size_t i = 0; i < w->n_nodes; i++)
+		free(w->nodes[i]);
+	free(w->nodes);
+	protobuf_c_message_free_unpacked(w->resp, NULL);
+	free(w);
+}
+
+/* Answers waiters that are done (or, with force, all whose deadline passed). */
+static void waiters_check(struct ctl_rollout *r, uint64_t now)
+{
+	struct waiter **pp = &r->waiters;
+
+	while (*pp) {
+		struct waiter *w = *pp;
+		bool done = waiter_done(r, w);
+
+		if (!done && now < w->deadline) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (!done) {
+			Bulkhead__ApplyResponse *a = (Bulkhead__ApplyResponse *)w->resp;
+			char **pending = calloc(w->n_nodes, sizeof(char *));
+			size_t np = 0;
+
+			for (size_t i = 0; pending && i < w->n_nodes; i++) {
+				const struct sync_node *n = bh_smap_get(&r->nodes, w->nodes[i]);
+
+				if (!n || n->acked < w->revision)
+					pending[np++] = w->nodes[i];
+			}
+			a->n_nodes_pending = np;
+			a->nodes_pending = pending;
+			bh_rpc_reply(w->call, ST(OK), w->resp, NULL);
+			a->n_nodes_pending = 0;
+			a->nodes_pending = NULL;
+			free(pending);
+		} else {
+			bh_rpc_reply(w->call, ST(OK), w->resp, NULL);
+		}
+		waiter_free(w);
+	}
+}
+
+static void h_ack(struct bh_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Bulkhead__AckRequest *a = (const void *)req;
+	const struct bh_identity *peer = bh_rpc_call_peer(call);
+	struct ctl_rollout *r = arg;
+	struct sync_node *n = sync_get(r, peer->name, true);
+	Bulkhead__Empty e = BULKHEAD__EMPTY__INIT;
+
+	if (!n) {
+		bh_rpc_reply(call, ST(INTERNAL), NULL, "out of memory");
+		return;
+	}
+	n->last_seen = time(NULL);
+	if (a->error[0]) {
+		snprintf(n->last_error, sizeof(n->last_error), "revision %llu: %s",
+			 (unsigned long long)a->revision, a->error);
+		n->acked = a->enforcing;
+		/* what it holds is not what was sent: its next watch gets a snapshot */
+		n->has_sent = false;
+		bh_log(LOG_WARNING, "node %s could not apply revision %llu: %s; it enforces %llu",
+		       n->name, (unsigned long long)a->revision, a->error,
+		       (unsigned long long)a->enforcing);
+	} else {
+		n->last_error[0] = '\0';
+		n->acked = a->revision;
+		bh_log(LOG_INFO, "node %s enforces revision %llu", n->name,
+		       (unsigned long long)a->revision);
+	}
+	bh_rpc_reply(call, ST(OK), &e.base, NULL);
+	waiters_check(r, now_ms());
+}
+
+int ctl_rollout_wait(struct ctl *c, struct bh_rpc_call *call, const ProtobufCMessage *resp,
+		     uint64_t revision, const char *const *nodes, size_t n_nodes, uint32_t wait_ms)
+{
+	struct ctl_rollout *r = c->rollout;
+	struct waiter *w = calloc(1, sizeof(*w));
+	size_t len = protobuf_c_message_get_packed_size(resp);
+	uint8_t *buf = malloc(len ? len : 1);
+
+	if (!w || !buf)
+		goto nomem;
+	protobuf_c_message_pack(resp, buf);
+	w->resp = protobuf_c_message_unpack(resp->descriptor, NULL, len, buf);
+	free(buf);
+	buf = NULL;
+	w->nodes = calloc(n_nodes ? n_nodes : 1, sizeof(char *));
+	if (!w->resp || !w->nodes)
+		goto nomem;
+	for (size_t i = 0; i < n_nodes; i++) {
+		w->nodes[i] = strdup(nodes[i]);
+		if (!w->nodes[i])
+			goto nomem;
+		w->n_nodes++;
+	}
+	w->call = call;
+	w->revision = revision;
+	w->deadline = now_ms() + wait_ms;
+	w->next = r->waiters;
+	r->waiters = w;
+	waiters_check(r, now_ms()); /* already acknowledged (nothing to wait for) */
+	return 0;
+nomem:
+	free(buf);
+	if (w) {
+		if (w->resp)
+			protobuf_c_message_free_unpacked(w->resp, NULL);
+		for (size_t i = 0; i < w->n_nodes; i++)
+			free(w->nodes[i]);
+		free(w->nodes);
+		free(w);
+	}
+	return -ENOMEM;
+}
+
+/* ---- changes, the sweep ---------------------------------------------------------------------- */
+
+void ctl_rollout_changed(struct ctl *c, const char *const *nodes, size_t n_nodes, uint64_t rev)
+{
+	struct ctl_rollout *r = c->rollout;
+
+	if (!r)
+		return;
+	for (size_t i = 0; i < n_nodes; i++) {
+		struct sync_node *n = sync_get(r, nodes[i], true);
+		struct held *h;
+
+		if (!n)
+			continue;
+		n->wanted = rev;
+		/* wake its watch: exactly the affected nodes, each once */
+		if (!n->held || !news_for(r, n, n->held->revision, n->held->snapshot,
+					  ctl_compiler_node(c->comp, n->name)))
+			continue;
+		while ((h = n->held)) {
+			n->held = h->next;
+			r->n_held--;
+			watch_answer(r, n, h->call, h->revision, h->snapshot);
+			free(h);
+		}
+	}
+}
+
+static void sweep(uv_timer_t *t)
+{
+	struct ctl_rollout *r = t->data;
+	uint64_t now = now_ms();
+
+	BH_SMAP_EACH(&r->nodes, e)
+	{
+		struct sync_node *n = e->val;
+		struct held **pp = &n->held;
+
+		while (*pp) {
+			struct held *h = *pp;
+
+			if (now < h->deadline) {
+				pp = &h->next;
+				continue;
+			}
+			*pp = h->next;
+			r->n_held--;
+			{
+				Bulkhead__WatchResponse resp = BULKHEAD__WATCH_RESPONSE__INIT;
+
+				resp.revision = h->revision; /* nothing new */
+				bh_rpc_reply(h->call, ST(OK), &resp.base, NULL);
+			}
+			free(h);
+		}
+	}
+	waiters_check(r, now);
+}
+
+int ctl_rollout_node_state(const struct ctl *c, const char *name, uint64_t *wanted,
+			   uint64_t *sent, uint64_t *acked, const char **last_error,
+			   time_t *last_seen)
+{
+	const struct sync_node *n = c->rollout ? bh_smap_get(&c->rollout->nodes, name) : NULL;
+
+	*wanted = n ? n->wanted : c->revision;
+	*sent = n ? n->sent : 0;
+	*acked = n ? n->acked : 0;
+	*last_error = n ? n->last_error : "";
+	*last_seen = n ? n->last_seen : 0;
+	return n ? 0 : -ENOENT;
+}
+
+int ctl_rollout_init(struct ctl *c)
+{
+	struct ctl_rollout *r = calloc(1, sizeof(*r));
+	const uint32_t agent = BH_RPC_ROLES_AGENT;
+
+	if (!r)
+		return -ENOMEM;
+	r->c = c;
+	c->rollout = r;
+	uv_timer_init(c->loop, &r->sweep);
+	r->sweep.data = r;
+	uv_timer_start(&r->sweep, sweep, SWEEP_MS, SWEEP_MS);
+	return bh_rpc_server_register(c->rpc, &bulkhead__agent__descriptor, "Watch", agent,
+				      h_watch, r) ||
+			       bh_rpc_server_register(c->rpc, &bulkhead__agent__descriptor, "Ack",
+						      agent, h_ack, r)
+		       ? -EINVAL
+		       : 0;
+}
+
+void ctl_rollout_fini(struct ctl *c)
+{
+	struct ctl_rollout *r = c->rollout;
+
+	if (!r)
+		return;
+	/* the RPC server is gone: held calls are not answered, only forgotten */
+	BH_SMAP_EACH(&r->nodes, e)
+	{
+		struct sync_node *n = e->val;
+
+		while (n->held) {
+			struct held *h = n->held;
+
+			n->held = h->next;
+			free(h);
+		}
+		if (n->has_sent)
+			ctl_node_out_free(&n->sent_out);
+		free(n->name);
+		free(n);
+	}
+	while (r->waiters) {
+		struct waiter *w = r->waiters;
+
+		r->waiters = w->next;
+		waiter_free(w);
+	}
+	bh_smap_free(&r->nodes);
+	free(r);
+	c->rollout = NULL;
+}
