@@ -28,6 +28,9 @@
 #define WATCH_WAIT_DEFAULT_MS 30000
 #define WATCH_WAIT_MAX_MS     60000
 #define SWEEP_MS	      250
+/* Watches one node may have held at once: an agent needs one; a few more cover a restart racing
+ * the old connection's. Past that a peer is only pinning the controller's memory. */
+#define HELD_PER_NODE_MAX     4
 
 struct held {
 	struct bh_rpc_call *call;
@@ -209,6 +212,18 @@ static void h_watch(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 		return;
 	}
 	/* nothing new: hold it, and answer before the caller gives up */
+	{
+		unsigned int k = 0;
+
+		for (h = n->held; h; h = h->next)
+			k++;
+		if (k >= HELD_PER_NODE_MAX) {
+			bh_log(LOG_NOTICE, "node %s: a watch refused, %u already held", n->name, k);
+			bh_rpc_reply(call, ST(RESOURCE_EXHAUSTED), NULL,
+				     "node %s already has %u watches open", n->name, k);
+			return;
+		}
+	}
 	if (wait > WATCH_WAIT_MAX_MS)
 		wait = WATCH_WAIT_MAX_MS;
 	deadline = now_ms() + wait;

@@ -188,6 +188,15 @@ fi
 ack n3 "$(rev_of "$out")" >/dev/null
 out=$(watch n3 "$(rev_of "$out")" 1500)
 [[ $out =~ none$ ]] && ok "...and then has nothing new" || not_ok "...and then has nothing new" "$out"
+R5=$(rev_of "$out")
+for i in 1 2 3 4; do
+	watch n3 "$R5" 4000 >/dev/null 2>&1 &
+	BG+=($!)
+done
+sleep 1
+out=$(watch n3 "$R5" 4000 2>&1)
+grep -q "already has 4 watches open" <<<"$out" && ok "a node cannot pile up held watches (5th refused)" ||
+	not_ok "a node cannot pile up held watches (5th refused)" "$out"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
