@@ -9,5 +9,7 @@ int cmd_enroll(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{"run", cmd_run, "run the node daemon: enforce the controller's policy on this node"},
+	{"status", cmd_status, "ask the running daemon how it is doing"},
 	{"enroll", cmd_enroll, "join this node to a controller with a join token"},
 	{"renew", cmd_renew, "renew this node's certificate"},
 	{"check", cmd_check, "connect to the controller with this node's certificate"},
