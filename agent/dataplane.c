@@ -57,10 +57,11 @@ enum pending_kind {
 
 /* One map entry: a key and value of one of the generational maps. */
 struct dp_entry {
+	/* aligned: they are read through the map layouts' structs (bpf/bulkhead.h) */
+	_Alignas(8) uint8_t key[24];
+	_Alignas(8) uint8_t val[16];
 	uint8_t map; /* AGENT_DP_POLICY .. AGENT_DP_ENDPOINTS */
 	uint8_t del; /* as an op: 1 = remove, 0 = add */
-	uint8_t key[24];
-	uint8_t val[16];
 };
 
 struct dp_vec {

@@ -182,8 +182,12 @@ int agent_enroll(const struct agent_enroll_opts *o, bool *already, struct bh_err
 						 "this node's");
 		goto out;
 	}
-	if (snprintf(conf, sizeof(conf), "controller %s:%u\nenroll %s:%d\nname %s\nlabels %s\nmode %s\n",
-		     host, rs->agent_port, host, port, o->name, rs->labels, rs->mode) >=
+	/* an IPv6 host in brackets, so that "controller [fd00:b1::1]:7443" reads back */
+	if (snprintf(conf, sizeof(conf),
+		     "controller %s%s%s:%u\nenroll %s%s%s:%d\nname %s\nlabels %s\nmode %s\n",
+		     strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+		     rs->agent_port, strchr(host, ':') ? "[" : "", host,
+		     strchr(host, ':') ? "]" : "", port, o->name, rs->labels, rs->mode) >=
 	    (int)sizeof(conf)) {
 		rc = bh_error_set(err, -EMSGSIZE, "the node's labels are too long to store");
 		goto out;

@@ -121,6 +121,7 @@ struct ctl_compiler {
 	size_t n_moved, cap_moved;
 	struct ctl_numbering_change *num;
 	size_t n_num, cap_num;
+	bool num_handed; /* the log was handed to the caller: the next entry starts a new one */
 	const char **changed_nodes;
 	size_t n_changed_nodes, cap_changed_nodes;
 };
@@ -129,6 +130,12 @@ struct ctl_compiler {
 
 static int num_log(struct ctl_compiler *c, int what, uint32_t id, const char *text, time_t since)
 {
+	/* the log runs from one update's hand-over to the next: what put/delete numbered (a CIDR
+	 * a policy names) must reach the caller with the update that follows */
+	if (c->num_handed) {
+		c->n_num = 0;
+		c->num_handed = false;
+	}
 	struct ctl_numbering_change ch = {.what = what, .id = id, .text = text,
 					  .unused_since = since};
 
@@ -1406,8 +1413,11 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 	bool transitions = false;
 	int rc;
 
-	c->n_num = 0;
 	c->n_changed_nodes = 0;
+	if (c->num_handed) { /* nothing numbered since the last update */
+		c->n_num = 0;
+		c->num_handed = false;
+	}
 	if ((rc = resolve_workloads(c)))
 		return rc;
 	/* identities that came into use or fell out of it: the rules naming peers like them
@@ -1538,6 +1548,7 @@ int ctl_compiler_update(struct ctl_compiler *c, time_t now, const char ***nodes_
 		*numbering = c->num;
 		*n_numbering = c->n_num;
 	}
+	c->num_handed = true;
 	return 0;
 }
 

@@ -190,13 +190,15 @@ check "rollback to revision 1: 5432 allowed again" test "$(verdict api-1 db-1 tc
 check "rollback made a new revision" test "$(revision)" -gt "$rev_edit"
 
 # ---- restart keeps everything, identities stable -------------------------------------------------
-before=$(bh get identities -o json | jq -c '[.[] | select(.workloads > 0) | [.id, .labels]]')
+before=$(bh get identities -o json | jq -c '[.[] | [.id, .labels]]')
+ruleset_before=$(bh ruleset node-a)
 wl_before=$(bh get workloads -o json | jq -c 'map(.name)')
 rev_before=$(revision)
 stop_controller TERM
 start_controller || not_ok "controller restarts"
-after=$(bh get identities -o json | jq -c '[.[] | select(.workloads > 0) | [.id, .labels]]')
-check "identities are the same numbers after a restart" test "$before" = "$after"
+after=$(bh get identities -o json | jq -c '[.[] | [.id, .labels]]')
+check "identities (label sets and CIDRs) are the same numbers after a restart" test "$before" = "$after"
+check "a revision's rule set is the same after a restart" test "$ruleset_before" = "$(bh ruleset node-a)"
 check "objects and revision survive a restart" \
 	test "$(bh get workloads -o json | jq -c 'map(.name)')" = "$wl_before" -a "$(revision)" = "$rev_before"
 
