@@ -147,13 +147,14 @@ fleet_servers() {
 }
 
 # fleet_tcp FROM TO [4|6]: "allowed" (the line arrived), "denied" (no connection), or an error.
+# A denial is a connection that did not open within FLEET_NC_WAIT seconds (default 3).
 fleet_seq=0
 fleet_tcp() {
 	local from=$1 to=$2 fam=${3:-4} dst msg err rc
 	if [ "$fam" = 6 ]; then dst=${FLEET_ADDR6[$to]}; else dst=${FLEET_ADDR4[$to]}; fi
 	fleet_seq=$((fleet_seq + 1))
 	msg="hello $fleet_seq from $from $$"
-	err=$(echo "$msg" | ip netns exec "$(fleet_ns "$from")" nc -v -N -w 3 "$dst" \
+	err=$(echo "$msg" | ip netns exec "$(fleet_ns "$from")" nc -v -N -w "${FLEET_NC_WAIT:-3}" "$dst" \
 		"${FLEET_PORT[$to]}" 2>&1 >/dev/null)
 	rc=$?
 	if [ $rc -eq 0 ]; then
