@@ -540,12 +540,12 @@ static int write_op(struct agent_dp *dp, unsigned int gen, const struct dp_entry
 				max = info.max_entries;
 				return bh_error_set(err, -ENOSPC,
 						    "%s map is full (%u entries) adding %s: raise "
-						    "its size (--%s-max)",
+						    "its size (maps: %s in the agent's "
+						    "configuration, --%s-max for the dataplane "
+						    "command)",
 						    map_names[op->map], max,
 						    entry_str(op, what, sizeof(what)),
-						    op->map == AGENT_DP_POLICY	  ? "policy"
-						    : op->map == AGENT_DP_IPCACHE ? "ipcache"
-										  : "endpoints");
+						    map_names[op->map], map_names[op->map]);
 			}
 			return bh_error_set(err, -e, "adding %s: %s",
 					    entry_str(op, what, sizeof(what)), strerror(e));
