@@ -454,12 +454,13 @@ static int cidr_ref(struct ctl_compiler *c, const struct ctl_prefix *p, int delt
 	i = delta > 0 ? ident_get(c, text) : bh_smap_get(&c->idents, text);
 	if (!i)
 		return delta > 0 ? -ENOMEM : 0;
-	if (delta > 0) {
-		if (i->n_refs++ == 0) {
-			c->cidr_changed = true;
-			c->ident_gen++;
-		}
-	} else if (i->n_refs && --i->n_refs == 0) {
+	if (delta > 0)
+		i->n_refs++;
+	else if (i->n_refs)
+		i->n_refs--;
+	/* what counts is whether it is in use now against the last update (was_used): a CIDR that
+	 * went away and came back in one batch changed nothing */
+	if ((i->n_refs > 0) != i->was_used) {
 		c->cidr_changed = true;
 		c->ident_gen++;
 	}
@@ -563,6 +564,10 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 			return bh_error_set(err, -ENOMEM, "out of memory");
 		}
 		memset(doc, 0, sizeof(*doc));
+		/* the new policy's CIDRs are counted before the old one's are released, so that a
+		 * CIDR both name never falls to zero (which would recompose every node naming one) */
+		if (policy_cidrs(c, p, +1))
+			return bh_error_set(err, -ENOMEM, "out of memory");
 		if (prev) {
 			mark_selected(c, &prev->doc.policy.sel);
 			policy_cidrs(c, prev, -1);
@@ -572,8 +577,6 @@ int ctl_compiler_put(struct ctl_compiler *c, struct ctl_doc *doc, struct ctl_doc
 			*had_old = true;
 		}
 		mark_selected(c, &p->doc.policy.sel);
-		if (policy_cidrs(c, p, +1))
-			return bh_error_set(err, -ENOMEM, "out of memory");
 		return 0;
 	}
 	case CTL_KIND_WORKLOAD: {

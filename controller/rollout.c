@@ -55,8 +55,7 @@ struct waiter {
 	struct bh_rpc_call *call;
 	ProtobufCMessage *resp; /* the answer to give, an unpacked copy */
 	uint64_t revision;
-	char **nodes;
-	size_t n_nodes;
+	struct bh_smap pending; /* the nodes that have not acknowledged it yet (values unused) */
 	uint64_t deadline;
 	struct waiter *next;
 };
@@ -226,6 +225,9 @@ static void h_watch(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 	}
 	if (wait > WATCH_WAIT_MAX_MS)
 		wait = WATCH_WAIT_MAX_MS;
+	/* up to a quarter less, at random: watches re-armed together after a change must not all
+	 * expire in the same sweep */
+	wait -= (uint32_t)(random() % (wait / 4 + 1));
 	deadline = now_ms() + wait;
 	if (call_deadline && call_deadline < deadline + 500)
 		deadline = call_deadline > 500 ? call_deadline - 500 : call_deadline;
@@ -244,57 +246,47 @@ static void h_watch(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 
 /* ---- acknowledgements and --wait -------------------------------------------------------------- */
 
-static bool waiter_done(struct ctl_rollout *r, const struct waiter *w)
-{
-	for (size_t i = 0; i < w->n_nodes; i++) {
-		const struct sync_node *n = bh_smap_get(&r->nodes, w->nodes[i]);
-
-		if (!n || n->acked < w->revision)
-			return false;
-	}
-	return true;
-}
-
 static void waiter_free(struct waiter *w)
 {
-	for (size_t i = 0; i < w->n_nodes; i++)
-		free(w->nodes[i]);
-	free(w->nodes);
+	bh_smap_free(&w->pending);
 	protobuf_c_message_free_unpacked(w->resp, NULL);
 	free(w);
 }
 
-/* Answers waiters that are done (or, with force, all whose deadline passed). */
-static void waiters_check(struct ctl_rollout *r, uint64_t now)
+/*
+ * Answers the waiters that are done, and those whose deadline passed (naming the nodes that did
+ * not acknowledge). acked (may be NULL): a node that just acknowledged, taken off every waiter's
+ * pending set first: each Ack costs one lookup per waiter, not a walk of every node.
+ */
+static void waiters_check(struct ctl_rollout *r, uint64_t now, const struct sync_node *acked)
 {
 	struct waiter **pp = &r->waiters;
 
 	while (*pp) {
 		struct waiter *w = *pp;
-		bool done = waiter_done(r, w);
 
-		if (!done && now < w->deadline) {
+		if (acked && acked->acked >= w->revision)
+			bh_smap_del(&w->pending, acked->name);
+		if (w->pending.n && now < w->deadline) {
 			pp = &w->next;
 			continue;
 		}
 		*pp = w->next;
-		if (!done) {
+		if (w->pending.n) {
 			Bulkhead__ApplyResponse *a = (Bulkhead__ApplyResponse *)w->resp;
-			char **pending = calloc(w->n_nodes, sizeof(char *));
+			struct bh_smap_ent **v = bh_smap_sorted(&w->pending);
+			char **pending = calloc(w->pending.n, sizeof(char *));
 			size_t np = 0;
 
-			for (size_t i = 0; pending && i < w->n_nodes; i++) {
-				const struct sync_node *n = bh_smap_get(&r->nodes, w->nodes[i]);
-
-				if (!n || n->acked < w->revision)
-					pending[np++] = w->nodes[i];
-			}
+			for (size_t i = 0; v && pending && i < w->pending.n; i++)
+				pending[np++] = v[i]->key;
 			a->n_nodes_pending = np;
 			a->nodes_pending = pending;
 			bh_rpc_reply(w->call, ST(OK), w->resp, NULL);
 			a->n_nodes_pending = 0;
 			a->nodes_pending = NULL;
 			free(pending);
+			free(v);
 		} else {
 			bh_rpc_reply(w->call, ST(OK), w->resp, NULL);
 		}
@@ -331,7 +323,7 @@ static void h_ack(struct bh_rpc_call *call, const ProtobufCMessage *req, void *a
 		       (unsigned long long)a->revision);
 	}
 	bh_rpc_reply(call, ST(OK), &e.base, NULL);
-	waiters_check(r, now_ms());
+	waiters_check(r, now_ms(), n);
 }
 
 int ctl_rollout_wait(struct ctl *c, struct bh_rpc_call *call, const ProtobufCMessage *resp,
@@ -348,30 +340,27 @@ int ctl_rollout_wait(struct ctl *c, struct bh_rpc_call *call, const ProtobufCMes
 	w->resp = protobuf_c_message_unpack(resp->descriptor, NULL, len, buf);
 	free(buf);
 	buf = NULL;
-	w->nodes = calloc(n_nodes ? n_nodes : 1, sizeof(char *));
-	if (!w->resp || !w->nodes)
+	if (!w->resp)
 		goto nomem;
 	for (size_t i = 0; i < n_nodes; i++) {
-		w->nodes[i] = strdup(nodes[i]);
-		if (!w->nodes[i])
+		const struct sync_node *n = bh_smap_get(&r->nodes, nodes[i]);
+
+		if ((!n || n->acked < revision) && bh_smap_put(&w->pending, nodes[i], w))
 			goto nomem;
-		w->n_nodes++;
 	}
 	w->call = call;
 	w->revision = revision;
 	w->deadline = now_ms() + wait_ms;
 	w->next = r->waiters;
 	r->waiters = w;
-	waiters_check(r, now_ms()); /* already acknowledged (nothing to wait for) */
+	waiters_check(r, now_ms(), NULL); /* already acknowledged (nothing to wait for) */
 	return 0;
 nomem:
 	free(buf);
 	if (w) {
+		bh_smap_free(&w->pending);
 		if (w->resp)
 			protobuf_c_message_free_unpacked(w->resp, NULL);
-		for (size_t i = 0; i < w->n_nodes; i++)
-			free(w->nodes[i]);
-		free(w->nodes);
 		free(w);
 	}
 	return -ENOMEM;
@@ -433,7 +422,7 @@ static void sweep(uv_timer_t *t)
 			free(h);
 		}
 	}
-	waiters_check(r, now);
+	waiters_check(r, now, NULL);
 }
 
 int ctl_rollout_node_state(const struct ctl *c, const char *name, uint64_t *wanted,
