@@ -109,4 +109,15 @@ int ctl_node_policy_build(const struct ctl_node_out *o, uint64_t revision,
 			  struct ctl_node_policy *out);
 void ctl_node_policy_release(struct ctl_node_policy *p);
 
+/* A difference between two rule sets as the wire message (pointing into d, which must outlive
+ * it): what an agent holding `from` applies to reach `to`. */
+struct ctl_node_policy_delta {
+	Bulkhead__NodePolicyDelta msg;
+	struct ctl_node_policy add, del;
+};
+
+int ctl_node_policy_delta_build(const struct ctl_node_delta *d, uint64_t from, uint64_t to,
+				struct ctl_node_policy_delta *out);
+void ctl_node_policy_delta_release(struct ctl_node_policy_delta *p);
+
 #endif

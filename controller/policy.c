@@ -1681,6 +1681,50 @@ void ctl_node_policy_release(struct ctl_node_policy *p)
 	bulkhead__node_policy__init(&p->np);
 }
 
+int ctl_node_policy_delta_build(const struct ctl_node_delta *d, uint64_t from, uint64_t to,
+				struct ctl_node_policy_delta *out)
+{
+	const struct ctl_node_out add = {.eps = d->eps_add, .n_eps = d->n_eps_add,
+					 .ipc = d->ipc_add, .n_ipc = d->n_ipc_add,
+					 .rules = d->rules_add, .n_rules = d->n_rules_add};
+	const struct ctl_node_out del = {.eps = d->eps_del, .n_eps = d->n_eps_del,
+					 .ipc = d->ipc_del, .n_ipc = d->n_ipc_del,
+					 .rules = d->rules_del, .n_rules = d->n_rules_del};
+	Bulkhead__NodePolicyDelta *m = &out->msg;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	bulkhead__node_policy_delta__init(m);
+	/* the added and the removed entries, each as a rule set's wire form */
+	if ((rc = ctl_node_policy_build(&add, to, &out->add)) ||
+	    (rc = ctl_node_policy_build(&del, from, &out->del))) {
+		ctl_node_policy_delta_release(out);
+		return rc;
+	}
+	m->from_revision = from;
+	m->to_revision = to;
+	m->n_endpoints_added = out->add.np.n_endpoints;
+	m->endpoints_added = out->add.np.endpoints;
+	m->n_ipcache_added = out->add.np.n_ipcache;
+	m->ipcache_added = out->add.np.ipcache;
+	m->n_rules_added = out->add.np.n_rules;
+	m->rules_added = out->add.np.rules;
+	m->n_endpoints_removed = out->del.np.n_endpoints;
+	m->endpoints_removed = out->del.np.endpoints;
+	m->n_ipcache_removed = out->del.np.n_ipcache;
+	m->ipcache_removed = out->del.np.ipcache;
+	m->n_rules_removed = out->del.np.n_rules;
+	m->rules_removed = out->del.np.rules;
+	return 0;
+}
+
+void ctl_node_policy_delta_release(struct ctl_node_policy_delta *p)
+{
+	ctl_node_policy_release(&p->add);
+	ctl_node_policy_release(&p->del);
+	bulkhead__node_policy_delta__init(&p->msg);
+}
+
 static void h_get_node_policy(struct bh_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	const Bulkhead__NodePolicyRequest *r = (const void *)req;
@@ -1787,8 +1831,7 @@ static void h_get_node_policy_delta(struct bh_rpc_call *call, const ProtobufCMes
 	const Bulkhead__NodePolicyRequest *r = (const void *)req;
 	const struct bh_identity *peer = bh_rpc_call_peer(call);
 	struct ctl *c = arg;
-	Bulkhead__NodePolicyDelta resp = BULKHEAD__NODE_POLICY_DELTA__INIT;
-	struct ctl_node_policy add = {0}, del = {0};
+	struct ctl_node_policy_delta wire = {0};
 	struct ctl_node_out before, after = {0};
 	struct ctl_node_delta d = {0};
 	struct bh_error err = {0};
@@ -1812,39 +1855,13 @@ static void h_get_node_policy_delta(struct bh_rpc_call *call, const ProtobufCMes
 	rc = ctl_policy_node_at(c, r->node, c->revision, &after, &err);
 	if (!rc)
 		rc = ctl_node_out_diff(&before, &after, &d);
-	if (!rc) {
-		struct ctl_node_out a = {.eps = d.eps_add, .n_eps = d.n_eps_add, .ipc = d.ipc_add,
-					 .n_ipc = d.n_ipc_add, .rules = d.rules_add,
-					 .n_rules = d.n_rules_add};
-		struct ctl_node_out x = {.eps = d.eps_del, .n_eps = d.n_eps_del, .ipc = d.ipc_del,
-					 .n_ipc = d.n_ipc_del, .rules = d.rules_del,
-					 .n_rules = d.n_rules_del};
-
-		rc = ctl_node_policy_build(&a, c->revision, &add);
-		if (!rc)
-			rc = ctl_node_policy_build(&x, r->from_revision, &del);
-	}
-	if (rc) {
+	if (!rc)
+		rc = ctl_node_policy_delta_build(&d, r->from_revision, c->revision, &wire);
+	if (rc)
 		bh_rpc_reply(call, ST(INTERNAL), NULL, "out of memory");
-	} else {
-		resp.from_revision = r->from_revision;
-		resp.to_revision = c->revision;
-		resp.n_endpoints_added = add.np.n_endpoints;
-		resp.endpoints_added = add.np.endpoints;
-		resp.n_ipcache_added = add.np.n_ipcache;
-		resp.ipcache_added = add.np.ipcache;
-		resp.n_rules_added = add.np.n_rules;
-		resp.rules_added = add.np.rules;
-		resp.n_endpoints_removed = del.np.n_endpoints;
-		resp.endpoints_removed = del.np.endpoints;
-		resp.n_ipcache_removed = del.np.n_ipcache;
-		resp.ipcache_removed = del.np.ipcache;
-		resp.n_rules_removed = del.np.n_rules;
-		resp.rules_removed = del.np.rules;
-		bh_rpc_reply(call, ST(OK), &resp.base, NULL);
-	}
-	ctl_node_policy_release(&add);
-	ctl_node_policy_release(&del);
+	else
+		bh_rpc_reply(call, ST(OK), &wire.msg.base, NULL);
+	ctl_node_policy_delta_release(&wire);
 	ctl_node_delta_free(&d);
 	ctl_node_out_free(&before);
 	ctl_node_out_free(&after);

@@ -34,8 +34,8 @@
 
 struct held {
 	struct bh_rpc_call *call;
-	uint64_t revision; /* what the agent said it enforces */
-	bool snapshot;	   /* it asked for a full rule set */
+	uint64_t revision; /* what the agent said it enforces (a watch asking for a snapshot is
+			    * answered at once, never held) */
 	uint64_t deadline; /* monotonic ms: answer "nothing new" then */
 	struct held *next;
 };
@@ -93,75 +93,60 @@ static struct sync_node *sync_get(struct ctl_rollout *r, const char *name, bool 
 
 /* ---- answering a watch ------------------------------------------------------------------------ */
 
+static const struct ctl_node_out no_rules = {0};
+
+/* The node's current rule set; an empty one when the compiler has none for it. */
+static const struct ctl_node_out *rules_of(const struct ctl *c, const char *node)
+{
+	const struct ctl_node_out *o = ctl_compiler_node(c->comp, node);
+
+	return o ? o : &no_rules;
+}
+
 static size_t out_size(const struct ctl_node_out *o)
 {
 	return o->n_eps + o->n_ipc + o->n_rules;
+}
+
+static size_t delta_size(const struct ctl_node_delta *d)
+{
+	return d->n_eps_add + d->n_eps_del + d->n_ipc_add + d->n_ipc_del + d->n_rules_add +
+	       d->n_rules_del;
 }
 
 /*
  * Whether the node, holding `revision` (and, with snapshot, asking for everything), has anything
  * new to get.
  */
-static bool news_for(struct ctl_rollout *r, const struct sync_node *n, uint64_t revision,
-		     bool snapshot, const struct ctl_node_out *cur)
+static bool news_for(const struct ctl *c, const struct sync_node *n, uint64_t revision,
+		     bool snapshot)
 {
-	static const struct ctl_node_out none = {0};
-
 	if (snapshot || !n->has_sent || n->sent != revision)
 		return true;
-	(void)r;
-	return !ctl_node_out_equal(&n->sent_out, cur ? cur : &none);
+	return !ctl_node_out_equal(&n->sent_out, rules_of(c, n->name));
 }
 
 /* Answers one watch with a delta or a snapshot of the node's current rule set. */
 static void watch_answer(struct ctl_rollout *r, struct sync_node *n, struct bh_rpc_call *call,
 			 uint64_t revision, bool snapshot)
 {
-	static const struct ctl_node_out none = {0};
 	struct ctl *c = r->c;
-	const struct ctl_node_out *cur = ctl_compiler_node(c->comp, n->name);
+	const struct ctl_node_out *cur = rules_of(c, n->name);
 	Bulkhead__WatchResponse resp = BULKHEAD__WATCH_RESPONSE__INIT;
-	Bulkhead__NodePolicyDelta delta = BULKHEAD__NODE_POLICY_DELTA__INIT;
-	struct ctl_node_policy full = {0}, add = {0}, del = {0};
+	struct ctl_node_policy_delta delta = {0};
+	struct ctl_node_policy full = {0};
 	struct ctl_node_delta d = {0};
 	struct ctl_node_out copy;
 	bool use_delta = false;
 	int rc = 0;
 
-	if (!cur)
-		cur = &none;
 	if (!snapshot && n->has_sent && n->sent == revision) {
 		rc = ctl_node_out_diff(&n->sent_out, cur, &d);
-		use_delta = !rc && d.n_eps_add + d.n_eps_del + d.n_ipc_add + d.n_ipc_del +
-						   d.n_rules_add + d.n_rules_del <=
-					   out_size(cur);
+		use_delta = !rc && delta_size(&d) <= out_size(cur);
 	}
 	if (!rc && use_delta) {
-		struct ctl_node_out a = {.eps = d.eps_add, .n_eps = d.n_eps_add, .ipc = d.ipc_add,
-					 .n_ipc = d.n_ipc_add, .rules = d.rules_add,
-					 .n_rules = d.n_rules_add};
-		struct ctl_node_out x = {.eps = d.eps_del, .n_eps = d.n_eps_del, .ipc = d.ipc_del,
-					 .n_ipc = d.n_ipc_del, .rules = d.rules_del,
-					 .n_rules = d.n_rules_del};
-
-		rc = ctl_node_policy_build(&a, c->revision, &add);
-		if (!rc)
-			rc = ctl_node_policy_build(&x, revision, &del);
-		delta.from_revision = revision;
-		delta.to_revision = c->revision;
-		delta.n_endpoints_added = add.np.n_endpoints;
-		delta.endpoints_added = add.np.endpoints;
-		delta.n_ipcache_added = add.np.n_ipcache;
-		delta.ipcache_added = add.np.ipcache;
-		delta.n_rules_added = add.np.n_rules;
-		delta.rules_added = add.np.rules;
-		delta.n_endpoints_removed = del.np.n_endpoints;
-		delta.endpoints_removed = del.np.endpoints;
-		delta.n_ipcache_removed = del.np.n_ipcache;
-		delta.ipcache_removed = del.np.ipcache;
-		delta.n_rules_removed = del.np.n_rules;
-		delta.rules_removed = del.np.rules;
-		resp.delta = &delta;
+		rc = ctl_node_policy_delta_build(&d, revision, c->revision, &delta);
+		resp.delta = &delta.msg;
 	} else if (!rc) {
 		rc = ctl_node_policy_build(cur, c->revision, &full);
 		resp.snapshot = &full.np;
@@ -181,13 +166,10 @@ static void watch_answer(struct ctl_rollout *r, struct sync_node *n, struct bh_r
 	n->sent = c->revision;
 	bh_log(LOG_INFO, "node %s: revision %llu sent (%s: %zu entries)", n->name,
 	       (unsigned long long)c->revision, use_delta ? "delta" : "snapshot",
-	       use_delta ? d.n_eps_add + d.n_eps_del + d.n_ipc_add + d.n_ipc_del + d.n_rules_add +
-				   d.n_rules_del
-			 : out_size(cur));
+	       use_delta ? delta_size(&d) : out_size(cur));
 out:
 	ctl_node_policy_release(&full);
-	ctl_node_policy_release(&add);
-	ctl_node_policy_release(&del);
+	ctl_node_policy_delta_release(&delta);
 	ctl_node_delta_free(&d);
 }
 
@@ -206,7 +188,7 @@ static void h_watch(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 		return;
 	}
 	n->last_seen = time(NULL);
-	if (news_for(r, n, w->revision, w->snapshot, ctl_compiler_node(r->c->comp, n->name))) {
+	if (news_for(r->c, n, w->revision, w->snapshot)) {
 		watch_answer(r, n, call, w->revision, w->snapshot);
 		return;
 	}
@@ -382,13 +364,12 @@ void ctl_rollout_changed(struct ctl *c, const char *const *nodes, size_t n_nodes
 			continue;
 		n->wanted = rev;
 		/* wake its watch: exactly the affected nodes, each once */
-		if (!n->held || !news_for(r, n, n->held->revision, n->held->snapshot,
-					  ctl_compiler_node(c->comp, n->name)))
+		if (!n->held || !news_for(c, n, n->held->revision, false))
 			continue;
 		while ((h = n->held)) {
 			n->held = h->next;
 			r->n_held--;
-			watch_answer(r, n, h->call, h->revision, h->snapshot);
+			watch_answer(r, n, h->call, h->revision, false);
 			free(h);
 		}
 	}
