@@ -849,8 +849,34 @@ static int status_of(int rc)
 		return ST(INTERNAL);
 	case -EBUSY:
 		return ST(UNAVAILABLE);
+	case -EPERM:
+		return ST(PERMISSION_DENIED);
 	}
 	return ST(INVALID_ARGUMENT);
+}
+
+/*
+ * The end every change takes: unless planning it failed already (rc), runs the plan as the
+ * caller (the certificate's role and name are the revision's author) and answers the call with
+ * what changed, or why not. Returns the outcome (0 or a negative errno; err says why).
+ */
+static int change_answer(struct ctl *c, struct bh_rpc_call *call, struct plan *p, int rc,
+			 struct bh_error *err, const char *verb, bool dry_run, bool diff,
+			 uint32_t wait_ms)
+{
+	struct outcome o = {0};
+	char author[128];
+
+	author_of(call, author, sizeof(author));
+	if (!rc)
+		rc = plan_run(c, p, dry_run, diff, author, verb, &o, err);
+	if (rc)
+		bh_rpc_reply(call, status_of(rc), NULL, "%s",
+			     err->msg[0] ? err->msg : bh_strerror(rc));
+	else
+		reply_outcome(c, call, p, &o, dry_run, wait_ms);
+	outcome_free(&o);
+	return rc;
 }
 
 /* Parses every file into docs; the first error stops and is returned. */
@@ -888,9 +914,7 @@ static void h_apply(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 	struct ctl *c = arg;
 	struct ctl_docset ds = {0};
 	struct plan p = {0};
-	struct outcome o = {0};
 	struct bh_error err = {0};
-	char author[128];
 	int rc;
 
 	if (!r->n_files) {
@@ -899,15 +923,8 @@ static void h_apply(struct bh_rpc_call *call, const ProtobufCMessage *req, void 
 	}
 	rc = parse_files(r->files, r->n_files, &ds, &err);
 	for (size_t i = 0; i < ds.n && !rc; i++)
-		rc = plan_put(c, &p, &ds.v[i], r->files[0]->name, &err);
-	author_of(call, author, sizeof(author));
-	if (!rc)
-		rc = plan_run(c, &p, r->dry_run, r->diff, author, "apply", &o, &err);
-	if (rc)
-		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg);
-	else
-		reply_outcome(c, call, &p, &o, r->dry_run, r->wait_ms);
-	outcome_free(&o);
+		rc = plan_put(c, &p, &ds.v[i], "apply", &err);
+	change_answer(c, call, &p, rc, &err, "apply", r->dry_run, r->diff, r->wait_ms);
 	plan_free(&p);
 	ctl_docset_free(&ds);
 }
@@ -918,9 +935,7 @@ static void h_delete(struct bh_rpc_call *call, const ProtobufCMessage *req, void
 	struct ctl *c = arg;
 	struct ctl_docset ds = {0};
 	struct plan p = {0};
-	struct outcome o = {0};
 	struct bh_error err = {0};
-	char author[128];
 	int rc;
 
 	if (!r->n_files && !r->n_objects) {
@@ -940,14 +955,7 @@ static void h_delete(struct bh_rpc_call *call, const ProtobufCMessage *req, void
 		else
 			rc = plan_del(c, &p, (enum ctl_kind)k, r->objects[i]->name, &err);
 	}
-	author_of(call, author, sizeof(author));
-	if (!rc)
-		rc = plan_run(c, &p, r->dry_run, r->diff, author, "delete", &o, &err);
-	if (rc)
-		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg);
-	else
-		reply_outcome(c, call, &p, &o, r->dry_run, r->wait_ms);
-	outcome_free(&o);
+	change_answer(c, call, &p, rc, &err, "delete", r->dry_run, r->diff, r->wait_ms);
 	plan_free(&p);
 	ctl_docset_free(&ds);
 }
@@ -985,10 +993,9 @@ static void h_rollback(struct bh_rpc_call *call, const ProtobufCMessage *req, vo
 	const Bulkhead__RollbackRequest *r = (const void *)req;
 	struct ctl *c = arg;
 	struct plan p = {0};
-	struct outcome o = {0};
 	struct bh_error err = {0};
 	struct rollback_ctx rc_ = {.c = c, .p = &p, .err = &err};
-	char author[128], verb[64];
+	char verb[64];
 	struct ctl_revision rev;
 	int rc;
 
@@ -1002,14 +1009,7 @@ static void h_rollback(struct bh_rpc_call *call, const ProtobufCMessage *req, vo
 	for (int k = 0; k < 3 && !rc; k++)
 		rc = ctl_compiler_each(c->comp, (enum ctl_kind)k, rollback_del, &rc_);
 	snprintf(verb, sizeof(verb), "rollback to %llu", (unsigned long long)r->revision);
-	author_of(call, author, sizeof(author));
-	if (!rc)
-		rc = plan_run(c, &p, r->dry_run, r->diff, author, verb, &o, &err);
-	if (rc)
-		bh_rpc_reply(call, status_of(rc), NULL, "%s", err.msg[0] ? err.msg : bh_strerror(rc));
-	else
-		reply_outcome(c, call, &p, &o, r->dry_run, r->wait_ms);
-	outcome_free(&o);
+	change_answer(c, call, &p, rc, &err, verb, r->dry_run, r->diff, r->wait_ms);
 	plan_free(&p);
 }
 
@@ -1099,10 +1099,8 @@ static void h_report_endpoints(struct bh_rpc_call *call, const ProtobufCMessage 
 	const struct bh_identity *peer = bh_rpc_call_peer(call);
 	struct ctl *c = arg;
 	struct plan p = {0};
-	struct outcome o = {0};
 	struct bh_error err = {0};
 	struct node_wls mine = {.node = peer->name};
-	char author[128];
 	int rc = 0;
 
 	if (peer->role != BH_ROLE_AGENT) {
@@ -1129,19 +1127,9 @@ static void h_report_endpoints(struct bh_rpc_call *call, const ProtobufCMessage 
 			if (plan_find(&p, CTL_KIND_WORKLOAD, mine.names.v[i]) < 0)
 				rc = plan_del(c, &p, CTL_KIND_WORKLOAD, mine.names.v[i], &err);
 	}
-	snprintf(author, sizeof(author), "agent %s", peer->name);
-	if (!rc)
-		rc = plan_run(c, &p, false, false, author, "report", &o, &err);
-	if (rc) {
+	if (change_answer(c, call, &p, rc, &err, "report", false, false, 0))
 		bh_log(LOG_NOTICE, "endpoint report from %s refused: %s", peer->name,
 		       err.msg[0] ? err.msg : bh_strerror(rc));
-		bh_rpc_reply(call, rc == -EPERM ? ST(PERMISSION_DENIED) : status_of(rc), NULL,
-			     "%s", err.msg[0] ? err.msg : bh_strerror(rc));
-	} else {
-		reply_outcome(c, call, &p, &o, false, 0);
-	}
-	strv_free(&mine.names);
-	outcome_free(&o);
 	plan_free(&p);
 }
 
