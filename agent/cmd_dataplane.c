@@ -134,25 +134,6 @@ static const char *verdict_name(unsigned int v)
 	}
 }
 
-static const char *proto_name(unsigned int p, char *buf, size_t len)
-{
-	switch (p) {
-	case 1:
-		return "icmp";
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 58:
-		return "icmp6";
-	case 132:
-		return "sctp";
-	default:
-		snprintf(buf, len, "%u", p);
-		return buf;
-	}
-}
-
 /* ---- apply --------------------------------------------------------------------------------- */
 
 /* Reads and decodes a rule-set file. On success exactly one of *np / *delta is set. */
@@ -295,7 +276,7 @@ static int print_flow(const struct agent_dp_flow *f, void *ctx)
 	strftime(t1, sizeof(t1), "%H:%M:%S", localtime_r(&first, &tm));
 	strftime(t2, sizeof(t2), "%H:%M:%S", localtime_r(&last, &tm));
 	printf("%-8u %-8u %-6s %-6u %-8s %-11s %-8u %10" PRIu64 " %12" PRIu64 " %s %s\n",
-	       f->key.src_id, f->key.dst_id, proto_name(f->key.proto, pb, sizeof(pb)), f->key.port,
+	       f->key.src_id, f->key.dst_id, bh_ip_proto_name(f->key.proto, pb, sizeof(pb)), f->key.port,
 	       f->key.dir == BH_DIR_INGRESS ? "ingress" : "egress", verdict_name(f->key.verdict),
 	       f->key.rule_id, (uint64_t)f->val.packets, (uint64_t)f->val.bytes, t1, t2);
 	return 0;
@@ -344,7 +325,7 @@ static int print_event(const struct bh_event *e, void *ctx)
 	else
 		printf("%s %s %s %s:%u -> %s:%u %s rule %u (local %u, remote %u, reason %d)\n",
 		       verdict_name(e->verdict), ifn, e->dir == BH_DIR_INGRESS ? "ingress" : "egress",
-		       s, e->sport, d, e->dport, proto_name(e->proto, pb, sizeof(pb)), e->rule_id,
+		       s, e->sport, d, e->dport, bh_ip_proto_name(e->proto, pb, sizeof(pb)), e->rule_id,
 		       e->local_id, e->remote_id, e->reason);
 	fflush(stdout);
 	return 0;

@@ -87,14 +87,6 @@ static int parse_verdict(struct parser *p, const char *s, Bulkhead__Verdict *out
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	uint32_t number;
-} protocols[] = {
-	{"any", 0}, {"icmp", 1}, {"tcp", 6}, {"udp", 17}, {"icmp6", 58}, {"icmpv6", 58},
-	{"sctp", 132}, {"udplite", 136},
-};
-
 /* PROTO[/PORT[-END]] */
 static int parse_l4(struct parser *p, const char *s, Bulkhead__Rule *r)
 {
@@ -106,11 +98,9 @@ static int parse_l4(struct parser *p, const char *s, Bulkhead__Rule *r)
 		return fail(p, "protocol \"%s\" unknown", s);
 	memcpy(proto, s, n);
 	proto[n] = '\0';
-	for (size_t i = 0; i < BH_ARRAY_SIZE(protocols); i++) {
-		if (strcmp(proto, protocols[i].name) == 0) {
-			r->protocol = protocols[i].number;
-			found = true;
-		}
+	if (bh_ip_proto_number(proto, false) >= 0) {
+		r->protocol = (uint32_t)bh_ip_proto_number(proto, false);
+		found = true;
 	}
 	if (!found && parse_u32(p, "protocol", proto, 255, &r->protocol))
 		return -EINVAL;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,4 +138,40 @@ out:
 	if (fd != STDIN_FILENO)
 		close(fd);
 	return err;
+}
+
+static const struct {
+	const char *name;
+	unsigned int number;
+} ip_protos[] = {
+	/* the first name of a number is the one written */
+	{"any", 0},   {"icmp", 1},   {"tcp", 6},	{"udp", 17},
+	{"icmp6", 58}, {"icmpv6", 58}, {"sctp", 132}, {"udplite", 136},
+};
+
+const char *bh_ip_proto_name(unsigned int proto, char *buf, size_t len)
+{
+	for (size_t i = 0; i < BH_ARRAY_SIZE(ip_protos); i++)
+		if (ip_protos[i].number == proto)
+			return ip_protos[i].name;
+	snprintf(buf, len, "%u", proto);
+	return buf;
+}
+
+int bh_ip_proto_number(const char *name, bool any_case)
+{
+	for (size_t i = 0; i < BH_ARRAY_SIZE(ip_protos); i++)
+		if (!(any_case ? strcasecmp : strcmp)(name, ip_protos[i].name))
+			return (int)ip_protos[i].number;
+	return -1;
+}
+
+bool bh_ip_proto_has_ports(unsigned int proto)
+{
+	return proto == 6 || proto == 17 || proto == 132 || proto == 136;
+}
+
+bool bh_ip_proto_is_icmp(unsigned int proto)
+{
+	return proto == 1 || proto == 58;
 }

@@ -33,28 +33,6 @@
 
 /* ---- rendering ------------------------------------------------------------------------------ */
 
-static const char *proto_name(unsigned int p, char *buf, size_t len)
-{
-	switch (p) {
-	case 0:
-		return "any";
-	case 1:
-		return "icmp";
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 58:
-		return "icmpv6";
-	case 132:
-		return "sctp";
-	case 136:
-		return "udplite";
-	}
-	snprintf(buf, len, "%u", p);
-	return buf;
-}
-
 static const char *ident_text(const struct ctl_compiler *comp, uint32_t id, char *buf, size_t len)
 {
 	const char *l;
@@ -90,7 +68,7 @@ static void rule_line(const struct ctl_compiler *comp, const struct ctl_crule *r
 		snprintf(desc, sizeof(desc), "rule %u", r->rule_id);
 	snprintf(buf, len, "%s %s %s %s %s%s %s  # %s", r->dir ? "egress" : "ingress",
 		 ident_text(comp, r->local, a, sizeof(a)), r->dir ? "->" : "<-",
-		 ident_text(comp, r->remote, b, sizeof(b)), proto_name(r->proto, p, sizeof(p)), port,
+		 ident_text(comp, r->remote, b, sizeof(b)), bh_ip_proto_name(r->proto, p, sizeof(p)), port,
 		 r->verdict == CTL_VERDICT_DENY ? "deny" : "allow", desc);
 }
 

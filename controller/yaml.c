@@ -22,6 +22,7 @@
 
 #include <yaml.h>
 
+#include "bulkhead/util.h"
 #include "model.h"
 
 #define TEXT_MAX   (16u << 20)	  /* bytes of one text */
@@ -49,16 +50,6 @@ static const struct {
 	{6, "TCP"},  {17, "UDP"},    {132, "SCTP"}, {136, "UDPLite"},
 	{1, "ICMP"}, {58, "ICMPv6"}, {58, "ICMP6"},
 };
-
-static bool proto_has_ports(uint8_t p)
-{
-	return p == 6 || p == 17 || p == 132 || p == 136;
-}
-
-static bool proto_is_icmp(uint8_t p)
-{
-	return p == 1 || p == 58;
-}
 
 /* The canonical name of a protocol, or NULL if it goes by number. */
 static const char *proto_name(uint8_t p)
@@ -1048,9 +1039,9 @@ static int read_port(struct ld *l, struct ctl_port *pt)
 	else
 		snprintf(pname, sizeof(pname), "%u", pt->proto);
 	for (size_t i = PO_PORT; i <= PO_END_PORT; i++) {
-		if (!has(&m, i) || proto_has_ports(pt->proto))
+		if (!has(&m, i) || bh_ip_proto_has_ports(pt->proto))
 			continue;
-		if (proto_is_icmp(pt->proto))
+		if (bh_ip_proto_is_icmp(pt->proto))
 			return fail_key(l, &m, i, m.kmark[i],
 					"%s has no ports (the message type is `type`)", pname);
 		return fail_key(l, &m, i, m.kmark[i],
@@ -1063,7 +1054,7 @@ static int read_port(struct ld *l, struct ctl_port *pt)
 	if (has(&m, PO_END_PORT) && end < port)
 		return fail_key(l, &m, PO_END_PORT, m.vmark[PO_END_PORT],
 				"endPort %lu is below port %lu", end, port);
-	if (has(&m, PO_TYPE) && !proto_is_icmp(pt->proto))
+	if (has(&m, PO_TYPE) && !bh_ip_proto_is_icmp(pt->proto))
 		return fail_key(l, &m, PO_TYPE, m.kmark[PO_TYPE],
 				"only ICMP and ICMPv6 have a type, not %s", pname);
 	/* the datapath keys an ICMP type like a port, and port 0 means "any": type 0 could only
@@ -1072,7 +1063,7 @@ static int read_port(struct ld *l, struct ctl_port *pt)
 		return fail_key(l, &m, PO_TYPE, m.vmark[PO_TYPE],
 				"type 0 (echo reply) cannot be named: replies to an allowed echo "
 				"request pass by connection tracking; leave type out for every type");
-	if (proto_is_icmp(pt->proto)) {
+	if (bh_ip_proto_is_icmp(pt->proto)) {
 		pt->port = (uint16_t)type;
 		pt->icmp_type_set = has(&m, PO_TYPE) && type == 0;
 	} else {
@@ -1801,10 +1792,10 @@ static void put_port(struct em *e, const struct ctl_port *p)
 		else
 			em_num(e, p->proto);
 	}
-	if (proto_is_icmp(p->proto) && (p->port || p->icmp_type_set)) {
+	if (bh_ip_proto_is_icmp(p->proto) && (p->port || p->icmp_type_set)) {
 		em_key(e, "type");
 		em_num(e, p->port);
-	} else if (!proto_is_icmp(p->proto) && p->port) {
+	} else if (!bh_ip_proto_is_icmp(p->proto) && p->port) {
 		em_key(e, "port");
 		em_num(e, p->port);
 		if (p->end_port) {

@@ -38,24 +38,6 @@ static const char usage[] =
 	"exit status: 0 answered, whatever the verdict; 1 failure (unknown workload, no\n"
 	"controller: the message says why); 2 usage error.\n";
 
-static const struct {
-	const char *name;
-	uint32_t number;
-} protos[] = {
-	{"tcp", 6},  {"udp", 17},    {"sctp", 132}, {"udplite", 136},
-	{"icmp", 1}, {"icmpv6", 58}, {"icmp6", 58},
-};
-
-static bool has_ports(uint32_t p)
-{
-	return p == 6 || p == 17 || p == 132 || p == 136;
-}
-
-static bool is_icmp(uint32_t p)
-{
-	return p == 1 || p == 58;
-}
-
 /* A protocol name or number 1-255. 0 or -1. */
 static int proto_parse(const char *s, size_t n, uint32_t *out)
 {
@@ -66,11 +48,10 @@ static int proto_parse(const char *s, size_t n, uint32_t *out)
 		return -1;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
-	for (size_t i = 0; i < BH_ARRAY_SIZE(protos); i++) {
-		if (strcasecmp(buf, protos[i].name) == 0) {
-			*out = protos[i].number;
-			return 0;
-		}
+	/* any (0) is not a protocol a packet has */
+	if (bh_ip_proto_number(buf, true) > 0) {
+		*out = (uint32_t)bh_ip_proto_number(buf, true);
+		return 0;
 	}
 	if (bh_parse_u64(buf, 255, &v) || v == 0)
 		return -1;
@@ -123,7 +104,7 @@ static int l4_parse(const char *port_arg, const char *proto_arg, uint32_t *proto
 	if (port_arg && !strchr(port_arg, '/') && !proto_parse(port_arg, strlen(port_arg), proto) &&
 	    (*port_arg < '0' || *port_arg > '9')) {
 		fprintf(stderr, "bulkhead explain: --port \"%s\": give %s/%s\n", port_arg, port_arg,
-			is_icmp(*proto) ? "TYPE (the message type; icmp/8: echo request)" : "PORT");
+			bh_ip_proto_is_icmp(*proto) ? "TYPE (the message type; icmp/8: echo request)" : "PORT");
 		return 2;
 	}
 	if (!have_proto && !port_arg) {
@@ -134,23 +115,23 @@ static int l4_parse(const char *port_arg, const char *proto_arg, uint32_t *proto
 	if (!have_proto)
 		*proto = 6; /* a bare port number: TCP, as in Kubernetes */
 	if (!num) {
-		if (has_ports(*proto) || is_icmp(*proto)) {
+		if (bh_ip_proto_has_ports(*proto) || bh_ip_proto_is_icmp(*proto)) {
 			fprintf(stderr, "bulkhead explain: --proto %s needs --port %s\n", proto_arg,
-				is_icmp(*proto) ? "TYPE (the ICMP message type, 8: echo request)"
+				bh_ip_proto_is_icmp(*proto) ? "TYPE (the ICMP message type, 8: echo request)"
 						: "PORT");
 			return 2;
 		}
 		*port = 0;
 		return 0;
 	}
-	if (!has_ports(*proto) && !is_icmp(*proto)) {
+	if (!bh_ip_proto_has_ports(*proto) && !bh_ip_proto_is_icmp(*proto)) {
 		fprintf(stderr,
 			"bulkhead explain: --port \"%s\": protocol %" PRIu32 " has no "
 			"ports (give --proto alone)\n",
 			port_arg, *proto);
 		return 2;
 	}
-	if (is_icmp(*proto)) {
+	if (bh_ip_proto_is_icmp(*proto)) {
 		if (bh_parse_u64(num, 255, &v)) {
 			fprintf(stderr,
 				"bulkhead explain: --port \"%s\": want the ICMP message type "

@@ -35,29 +35,6 @@ static const char usage[] =
 	"exit status: 0 success, 1 failure (no rule set for NODE, no controller: the message says\n"
 	"why), 2 usage error.\n";
 
-/* As the agent's parser reads them (agent/ruleset.c). */
-static const char *proto_name(uint32_t p, char *buf, size_t len)
-{
-	switch (p) {
-	case 0:
-		return "any";
-	case 1:
-		return "icmp";
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 58:
-		return "icmp6";
-	case 132:
-		return "sctp";
-	case 136:
-		return "udplite";
-	}
-	snprintf(buf, len, "%" PRIu32, p);
-	return buf;
-}
-
 /* allow / deny; anything else is not a rule set the agent takes, and shows as such */
 static const char *verdict_name(Bulkhead__Verdict v, char *buf, size_t len)
 {
@@ -123,7 +100,7 @@ static void print_entries(const Bulkhead__NodePolicy *np, const char *mark)
 			snprintf(port, sizeof(port), "/%" PRIu32, r->port);
 		printf("%srule %" PRIu32 " %s %s %s%s %s %" PRIu32 "\n", mark, r->local_identity,
 		       r->direction == BULKHEAD__DIRECTION__DIRECTION_EGRESS ? "egress" : "ingress",
-		       peer, proto_name(r->protocol, buf, sizeof(buf)), port,
+		       peer, bh_ip_proto_name(r->protocol, buf, sizeof(buf)), port,
 		       verdict_name(r->verdict, v, sizeof(v)), r->rule_id);
 	}
 }

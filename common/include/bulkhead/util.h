@@ -26,6 +26,20 @@ int bh_parse_prefix(const char *s, uint8_t addr[16], int *alen, int *plen);
 /* Formats an address of alen bytes (4 or 16) into buf (at least 46 bytes). Returns buf. */
 const char *bh_format_addr(const uint8_t *addr, int alen, char *buf, size_t len);
 
+/*
+ * IP protocol names as every Bulkhead text form writes them: any (0), icmp, tcp, udp, icmp6,
+ * sctp, udplite; other numbers as decimal (into buf, at least 4 bytes). Never fails.
+ */
+const char *bh_ip_proto_name(unsigned int proto, char *buf, size_t len);
+/* The number of a protocol name (icmpv6 too), in any case when any_case; -1 if none. Numbers
+ * are the caller's to parse. */
+int bh_ip_proto_number(const char *name, bool any_case);
+
+/* Whether the datapath reads a port for the protocol (TCP, UDP, SCTP, UDP-Lite), or an ICMP
+ * message type in its place (ICMP, ICMPv6). */
+bool bh_ip_proto_has_ports(unsigned int proto);
+bool bh_ip_proto_is_icmp(unsigned int proto);
+
 /* Parses an unsigned decimal in [0, max]. Returns 0 or -EINVAL / -ERANGE. */
 int bh_parse_u64(const char *s, uint64_t max, uint64_t *out);
 
