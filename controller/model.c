@@ -346,14 +346,14 @@ void ctl_selector_free(struct ctl_selector *s)
 	s->n_exprs = 0;
 }
 
-static int str_cmp(const void *a, const void *b)
+int ctl_str_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The order of model.h: key, then operator, then the (sorted) values. yaml.c has the same. */
-static int expr_cmp(const struct ctl_sel_expr *a, const struct ctl_sel_expr *b)
+int ctl_sel_expr_cmp(const void *pa, const void *pb)
 {
+	const struct ctl_sel_expr *a = pa, *b = pb;
 	int c = strcmp(a->key, b->key);
 
 	if (c)
@@ -366,11 +366,6 @@ static int expr_cmp(const struct ctl_sel_expr *a, const struct ctl_sel_expr *b)
 			return c;
 	}
 	return a->n_values < b->n_values ? -1 : a->n_values > b->n_values;
-}
-
-static int expr_qcmp(const void *a, const void *b)
-{
-	return expr_cmp(a, b);
 }
 
 /* One requirement of the kubectl syntax into e (which the caller frees). */
@@ -489,7 +484,7 @@ static int sel_requirement_parse(const char *s, size_t n, struct ctl_sel_expr *e
 			break;
 		p = comma + 1;
 	}
-	qsort(e->values, e->n_values, sizeof(*e->values), str_cmp);
+	qsort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
 	return 0;
 }
 
@@ -537,7 +532,7 @@ int ctl_selector_parse(const char *text, struct ctl_selector *out, struct bh_err
 		if (ret < 0)
 			goto out;
 		for (size_t i = 0; i + 1 < s.n_exprs; i++) {
-			if (!expr_cmp(&s.exprs[i], e)) {
+			if (!ctl_sel_expr_cmp(&s.exprs[i], e)) {
 				char shown[64];
 
 				ret = bh_error_set(
@@ -550,7 +545,7 @@ int ctl_selector_parse(const char *text, struct ctl_selector *out, struct bh_err
 			break;
 		p = q + 1;
 	}
-	qsort(s.exprs, s.n_exprs, sizeof(*s.exprs), expr_qcmp);
+	qsort(s.exprs, s.n_exprs, sizeof(*s.exprs), ctl_sel_expr_cmp);
 	*out = s;
 	return 0;
 out:
@@ -607,7 +602,7 @@ char *ctl_selector_format(const struct ctl_selector *s)
 	}
 	for (size_t i = 0; i < s->n_exprs; i++)
 		all[s->match.n + i] = s->exprs[i]; /* shallow: nothing here is freed */
-	qsort(all, n, sizeof(*all), expr_qcmp);
+	qsort(all, n, sizeof(*all), ctl_sel_expr_cmp);
 	for (size_t i = 0; i < n; i++) {
 		len += strlen(all[i].key) + 12;
 		for (size_t j = 0; j < all[i].n_values; j++)
@@ -618,7 +613,7 @@ char *ctl_selector_format(const struct ctl_selector *s)
 		goto out;
 	text[0] = '\0';
 	for (size_t i = 0; i < n; i++)
-		if (i == 0 || expr_cmp(&all[i - 1], &all[i]))
+		if (i == 0 || ctl_sel_expr_cmp(&all[i - 1], &all[i]))
 			expr_format(&all[i], text, len, &o);
 out:
 	free(all);

@@ -79,6 +79,11 @@ struct ctl_selector {
 	size_t n_exprs;
 };
 
+/* The order of a selector's expressions: key, then operator, then the (sorted) values (qsort
+ * takes it as is); and of its value strings. */
+int ctl_sel_expr_cmp(const void *a, const void *b);
+int ctl_str_cmp(const void *a, const void *b);
+
 bool ctl_selector_matches(const struct ctl_selector *s, const struct ctl_labels *l);
 bool ctl_selector_empty(const struct ctl_selector *s);
 /*

@@ -699,33 +699,6 @@ static int read_labels(struct ld *l, struct ctl_labels *out)
 	return ret;
 }
 
-static int str_qcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Selector expressions in model.h's order: key, operator, values. (model.c has the same.) */
-static int expr_cmp(const struct ctl_sel_expr *a, const struct ctl_sel_expr *b)
-{
-	int c = strcmp(a->key, b->key);
-
-	if (c)
-		return c;
-	if (a->op != b->op)
-		return a->op < b->op ? -1 : 1;
-	for (size_t i = 0; i < a->n_values && i < b->n_values; i++) {
-		c = strcmp(a->values[i], b->values[i]);
-		if (c)
-			return c;
-	}
-	return a->n_values < b->n_values ? -1 : a->n_values > b->n_values;
-}
-
-static int expr_qcmp(const void *a, const void *b)
-{
-	return expr_cmp(a, b);
-}
-
 enum { E_KEY, E_OPERATOR, E_VALUES };
 static const char *const expr_keys[] = {"key", "operator", "values"};
 
@@ -819,7 +792,7 @@ static int read_expr(struct ld *l, struct ctl_sel_expr *e)
 		return fail_key(l, &m, E_VALUES, m.vmark[E_VALUES], "%s takes no values",
 				op_names[e->op]);
 	if (e->n_values > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(e->values, e->n_values, sizeof(*e->values), str_qcmp);
+		qsort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
 	return 0;
 }
 
@@ -848,14 +821,14 @@ static int read_exprs(struct ld *l, struct ctl_selector *s)
 		if (ret < 0)
 			return ret;
 		for (size_t j = 0; j < i; j++)
-			if (!expr_cmp(&s->exprs[j], e))
+			if (!ctl_sel_expr_cmp(&s->exprs[j], e))
 				return fail(l, marks[i], "the same expression as [%zu]", j);
 	}
 	path_pop(l, base);
 	if (ret < 0)
 		return ret;
 	if (s->n_exprs > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(s->exprs, s->n_exprs, sizeof(*s->exprs), expr_qcmp);
+		qsort(s->exprs, s->n_exprs, sizeof(*s->exprs), ctl_sel_expr_cmp);
 	return 0;
 }
 
