@@ -138,4 +138,8 @@ int bench_cmd_apply(int argc, char **argv);
 int bench_cmd_guard(int argc, char **argv);
 int bench_cmd_ipt_rules(int argc, char **argv);
 
+/* The kernel's count of connections dropped at full listen queues (TcpExt ListenOverflows +
+ * ListenDrops), -1 if /proc/net/netstat is unreadable. */
+long bench_listen_drops(void);
+
 #endif

@@ -217,34 +217,6 @@ static bool ctl_alive(void)
 	return kill(opt.ctl_pid, 0) == 0;
 }
 
-/* TcpExt ListenOverflows + ListenDrops (-1 if unreadable). */
-static long listen_drops(void)
-{
-	FILE *f = fopen("/proc/net/netstat", "r");
-	char names[4096], vals[4096];
-	long total = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
-		char *sn, *sv, *n, *v;
-
-		if (strncmp(names, "TcpExt:", 7) != 0)
-			continue;
-		total = 0;
-		n = strtok_r(names, " \n", &sn);
-		v = strtok_r(vals, " \n", &sv);
-		while (n && v) {
-			if (!strcmp(n, "ListenOverflows") || !strcmp(n, "ListenDrops"))
-				total += atol(v);
-			n = strtok_r(NULL, " \n", &sn);
-			v = strtok_r(NULL, " \n", &sv);
-		}
-	}
-	fclose(f);
-	return total;
-}
-
 /* ---- a pool for the set-up phases ------------------------------------------------------------ */
 
 struct pool {
@@ -918,7 +890,7 @@ int main(int argc, char **argv)
 
 	/* ---- connections, in batches: NNG 1.5.2 listens with a backlog of 128 ---- */
 	phase(bench_fmt("connecting %d agents in batches of %d", n, opt.batch));
-	drops0 = listen_drops();
+	drops0 = bench_listen_drops();
 	t0 = bench_now_ns();
 	for (int from = 0; from < n; from += opt.batch) {
 		int to = from + opt.batch < n ? from + opt.batch : n;
@@ -946,7 +918,7 @@ int main(int argc, char **argv)
 	connect_s = (double)(bench_now_ns() - t0) / 1e9;
 	bench_row(sec, bench_fmt("connect: %d mTLS clients, batches of %d", n, opt.batch),
 		  bench_fmt("%.1f s, %.0f /s", connect_s, n / connect_s),
-		  bench_fmt("listen queue drops %ld", drops0 >= 0 ? listen_drops() - drops0 : -1),
+		  bench_fmt("listen queue drops %ld", drops0 >= 0 ? bench_listen_drops() - drops0 : -1),
 		  "-", "-", "-");
 	sleep_ms(SETTLE_MS);
 	rss1 = proc_status(opt.ctl_pid, "VmRSS");

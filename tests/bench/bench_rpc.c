@@ -900,34 +900,6 @@ static int server_drop_all(enum kind k)
 	return echo_drop_all(k == K_TLS ? &F.tls : &F.plain);
 }
 
-/* TcpExt ListenOverflows + ListenDrops of our network namespace (-1 if unreadable). */
-static long listen_drops(void)
-{
-	FILE *f = fopen("/proc/net/netstat", "r");
-	char names[4096], vals[4096];
-	long total = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
-		char *sn, *sv, *n, *v;
-
-		if (strncmp(names, "TcpExt:", 7) != 0)
-			continue;
-		total = 0;
-		n = strtok_r(names, " \n", &sn);
-		v = strtok_r(vals, " \n", &sv);
-		while (n && v) {
-			if (!strcmp(n, "ListenOverflows") || !strcmp(n, "ListenDrops"))
-				total += atol(v);
-			n = strtok_r(NULL, " \n", &sn);
-			v = strtok_r(NULL, " \n", &sv);
-		}
-	}
-	fclose(f);
-	return total;
-}
-
 static double cpu_s(void)
 {
 	struct rusage ru;
@@ -959,7 +931,7 @@ static int handshakes(enum kind k, bool fresh, int wave_n, struct hs_result *res
 	struct wave w = {.kind = k};
 	double *lat = calloc((size_t)opt.agents, sizeof(double));
 	double open_ns = 0, cpu = 0, wall = 0;
-	long drops0 = listen_drops();
+	long drops0 = bench_listen_drops();
 	int done = 0, rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -1037,7 +1009,7 @@ static int handshakes(enum kind k, bool fresh, int wave_n, struct hs_result *res
 	res->cpu_ms = cpu * 1e3 / opt.agents;
 	res->p50 = bench_median(lat, (size_t)opt.agents); /* sorts lat */
 	res->p99 = lat[(size_t)((double)opt.agents * 0.99)];
-	res->drops = drops0 >= 0 ? listen_drops() - drops0 : -1;
+	res->drops = drops0 >= 0 ? bench_listen_drops() - drops0 : -1;
 	rc = 0;
 out:
 	if (rc == -1)

@@ -128,3 +128,30 @@ void bench_log(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 }
+
+long bench_listen_drops(void)
+{
+	FILE *f = fopen("/proc/net/netstat", "r");
+	char names[4096], vals[4096];
+	long total = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		char *sn, *sv, *n, *v;
+
+		if (strncmp(names, "TcpExt:", 7) != 0)
+			continue;
+		total = 0;
+		n = strtok_r(names, " \n", &sn);
+		v = strtok_r(vals, " \n", &sv);
+		while (n && v) {
+			if (!strcmp(n, "ListenOverflows") || !strcmp(n, "ListenDrops"))
+				total += atol(v);
+			n = strtok_r(NULL, " \n", &sn);
+			v = strtok_r(NULL, " \n", &sv);
+		}
+	}
+	fclose(f);
+	return total;
+}
