@@ -416,7 +416,7 @@ static void node_drop_wl(struct node *n, struct wl *w)
 	n->dirty = true;
 }
 
-static void ident_drop_wl(struct ctl_compiler *c, struct ident *i, struct wl *w)
+static void ident_drop_wl(struct ident *i, struct wl *w)
 {
 	for (size_t k = 0; k < i->n_wls; k++)
 		if (i->wls[k] == w) {
@@ -424,8 +424,6 @@ static void ident_drop_wl(struct ctl_compiler *c, struct ident *i, struct wl *w)
 			break;
 		}
 	i->ipc_dirty = true;
-	if (!i->n_wls)
-		c->ident_gen++; /* disappears: the peers that matched it change */
 }
 
 static void addr_key(const struct ctl_prefix *p, char *buf, size_t len)
@@ -460,10 +458,8 @@ static int cidr_ref(struct ctl_compiler *c, const struct ctl_prefix *p, int delt
 		i->n_refs--;
 	/* what counts is whether it is in use now against the last update (was_used): a CIDR that
 	 * went away and came back in one batch changed nothing */
-	if ((i->n_refs > 0) != i->was_used) {
+	if ((i->n_refs > 0) != i->was_used)
 		c->cidr_changed = true;
-		c->ident_gen++;
-	}
 	return 0;
 }
 
@@ -514,7 +510,7 @@ static int wl_unlink(struct ctl_compiler *c, struct wl *w)
 	if (n)
 		node_drop_wl(n, w);
 	if (w->ident)
-		ident_drop_wl(c, w->ident, w);
+		ident_drop_wl(w->ident, w);
 	w->ident = NULL;
 	for (size_t i = 0; i < w->doc.workload.n_addrs; i++) {
 		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
@@ -1362,13 +1358,9 @@ static int resolve_workloads(struct ctl_compiler *c)
 					 w->doc.workload.addrs[a]))
 					return -ENOMEM;
 			if (w->ident)
-				ident_drop_wl(c, w->ident, w);
+				ident_drop_wl(w->ident, w);
 			if (PUSH(i->wls, i->n_wls, i->cap_wls, w))
 				return -ENOMEM;
-			if (i->n_wls == 1) {
-				c->ident_gen++; /* appears */
-				i->unused_since = 0;
-			}
 			i->dirty = true;
 			w->ident = i;
 		}
@@ -1564,7 +1556,6 @@ int ctl_compiler_recompile_all(struct ctl_compiler *c, time_t now,
 		pol_memo_free(e->val);
 	BH_SMAP_EACH(&c->workloads, e)
 		((struct wl *)e->val)->changed = true;
-	c->ident_gen++;
 	c->all_dirty = true;
 	return ctl_compiler_update(c, now, NULL, NULL, numbering, n_numbering, err);
 }
