@@ -42,6 +42,7 @@ struct ctl {
 	int agent_port;
 	struct ctl_compiler *comp; /* the policy state (policy.c) */
 	struct ctl_rollout *rollout; /* agents' watches and acknowledgements (rollout.c) */
+	struct ctl_flows *flows;     /* flow summaries (flows.c) */
 	uint64_t revision;	   /* the newest revision in the store */
 };
 

@@ -28,6 +28,7 @@ static const char usage_init[] =
 static const char usage_serve[] =
 	"usage: bulkhead-controller serve --state-dir DIR [--listen URL] [--enroll-listen URL]\n"
 	"                                 [--admin URL] [--cert-lifetime DURATION]\n"
+	"                                 [--flow-retention D] [--flow-minute-retention D]\n"
 	"                                 [--log-level LEVEL] [--syslog]\n"
 	"\n"
 	"Runs the controller until SIGTERM or SIGINT.\n"
@@ -40,6 +41,12 @@ static const char usage_serve[] =
 	"                        none to disable)\n"
 	"  --cert-lifetime D     lifetime of agent certificates: 30s, 15m, 12h, 7d (default 7d);\n"
 	"                        agents renew after two thirds of it\n"
+	"  --flow-retention D    how long flow summaries (hourly buckets), rule hit counts and\n"
+	"                        deny events are kept in DIR/flows.db (default 7d)\n"
+	"  --flow-minute-retention D\n"
+	"                        how long the per-minute buckets are kept (default 6h; at most\n"
+	"                        the flow retention): `bulkhead flows --since` within it is\n"
+	"                        exact to the minute, beyond it to the hour\n"
 	"  --log-level LEVEL     err, warning, notice (default), info, debug\n"
 	"  --syslog              log to syslog instead of stderr\n"
 	"\n"
@@ -114,6 +121,8 @@ static int cmd_serve(int argc, char **argv)
 		{"enroll-listen", required_argument, NULL, 'e'},
 		{"admin", required_argument, NULL, 'A'},
 		{"cert-lifetime", required_argument, NULL, 't'},
+		{"flow-retention", required_argument, NULL, 'R'},
+		{"flow-minute-retention", required_argument, NULL, 'M'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"syslog", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
@@ -143,6 +152,20 @@ static int cmd_serve(int argc, char **argv)
 			if (bh_parse_duration(optarg, &o.cert_lifetime_s) || o.cert_lifetime_s < 10) {
 				fprintf(stderr, "bulkhead-controller serve: --cert-lifetime \"%s\": "
 						"want a duration of at least 10s (30s, 15m, 12h, 7d)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+		case 'M':
+			if (bh_parse_duration(optarg, opt == 'R' ? &o.flow_keep_s
+								 : &o.flow_minute_keep_s) ||
+			    (opt == 'R' ? o.flow_keep_s : o.flow_minute_keep_s) < 60 ||
+			    (opt == 'R' ? o.flow_keep_s : o.flow_minute_keep_s) > 366ul * 86400) {
+				fprintf(stderr,
+					"bulkhead-controller serve: --%s \"%s\": want a duration "
+					"from 1m to 366d (6h, 7d)\n",
+					opt == 'R' ? "flow-retention" : "flow-minute-retention",
 					optarg);
 				return 2;
 			}

@@ -11,6 +11,7 @@
 #include "bulkhead/pki.h"
 #include "bulkhead/util.h"
 #include "ctl.h"
+#include "flows.h"
 #include "serve.h"
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -56,6 +57,7 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 {
 	struct ctl c = {0};
 	struct bh_rpc_server_opts so = {0};
+	struct ctl_flows_opts fo = {0};
 	struct bh_tls_opts tls = {0};
 	char *srv_cert = NULL, *srv_key = NULL;
 	uv_loop_t loop;
@@ -97,6 +99,10 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 		bh_error_set(err, rc, "registering handlers");
 		goto out;
 	}
+	fo.keep_s = (uint32_t)o->flow_keep_s;
+	fo.minute_keep_s = (uint32_t)o->flow_minute_keep_s;
+	if ((rc = ctl_flows_init(&c, &fo, err)))
+		goto out;
 	tls.ca_pem = c.ca_pem;
 	tls.cert_pem = srv_cert;
 	tls.key_pem = srv_key;
@@ -131,6 +137,7 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 	rc = 0;
 out:
 	bh_rpc_server_destroy(c.rpc);
+	ctl_flows_fini(&c); /* before the loop closes its handles */
 	uv_walk(&loop, close_walk, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);

@@ -13,6 +13,8 @@ struct ctl_serve_opts {
 	const char *admin;	   /* local admin socket (ipc://); "none" to disable */
 	unsigned long cert_lifetime_s;
 	size_t max_msg;
+	unsigned long flow_keep_s;	 /* hour buckets and deny events (0: 7 days) */
+	unsigned long flow_minute_keep_s; /* minute buckets (0: 6 hours) */
 };
 
 /* Runs the controller until SIGTERM/SIGINT. Returns 0 after a clean stop. */
