@@ -118,5 +118,6 @@ int cmd_revisions(struct cli *c, int argc, char **argv);
 int cmd_rollback(struct cli *c, int argc, char **argv);
 int cmd_explain(struct cli *c, int argc, char **argv);
 int cmd_ruleset(struct cli *c, int argc, char **argv);
+int cmd_flows(struct cli *c, int argc, char **argv);
 
 #endif

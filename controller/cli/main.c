@@ -24,6 +24,7 @@ static const struct {
 	{"ruleset", cmd_ruleset, CLI_FMTS_TJ, "print a node's compiled rule set"},
 	{"revisions", cmd_revisions, CLI_FMTS_TJ, "list the revisions of the policy state"},
 	{"rollback", cmd_rollback, CLI_FMTS_TJ, "restore the state of an earlier revision"},
+	{"flows", cmd_flows, CLI_FMTS_TJ, "show the fleet's flows, with the rule that decided each"},
 	{"token", cmd_token, CLI_FMTS_TJ, "create, list and revoke join tokens"},
 	{"node", cmd_node, CLI_FMTS_TJ, "list and revoke enrolled nodes"},
 };
