@@ -168,6 +168,16 @@ static void print_human(const char *text)
 	printf("events        %s denied", get(text, "deny_events", v, sizeof(v)));
 	printf(", %s would-deny (observe) since start\n",
 	       get(text, "would_deny_events", v, sizeof(v)));
+	if (get(text, "flow_summaries_drained", v, sizeof(v))[0]) {
+		printf("flows         %s summaries read, %s stored by the controller", v,
+		       get(text, "flow_summaries_sent", a, sizeof(a)));
+		printf(", %s dropped", get(text, "flow_summaries_dropped", v, sizeof(v)));
+		printf(", %s waiting\n", get(text, "flow_summaries_spooled", v, sizeof(v)));
+		printf("flow report   last at %s\n",
+		       when(get(text, "last_flow_report", v, sizeof(v)), w, sizeof(w)));
+	} else {
+		printf("flows         not exported (flow-export: interval 0)\n");
+	}
 	printf("\n%-10s %10s %10s %6s\n", "MAP", "USED", "MAX", "FILL");
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		char name[32];

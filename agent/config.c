@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "bulkhead/log.h"
+#include "bulkhead/token.h"
 #include "bulkhead/util.h"
 #include "config.h"
 #include "enroll.h"
@@ -358,6 +359,45 @@ static int map_pair(struct parse *p, const char *key, const yaml_node_t *k, cons
 		    key);
 }
 
+/* ---- flow export ---------------------------------------------------------------------------- */
+
+static int flow_pair(struct parse *p, const char *key, const yaml_node_t *k, const yaml_node_t *v,
+		     void *arg)
+{
+	struct agent_config *c = p->c;
+	const char *s;
+	unsigned long secs;
+	uint64_t n;
+
+	(void)arg;
+	if (!(s = scalar(p, v, key)))
+		return -EINVAL;
+	if (!strcmp(key, "interval")) {
+		if (bh_parse_duration(s, &secs) || secs > 3600)
+			return fail(p, v,
+				    "flow-export: interval \"%s\": want a duration up to 1h (10s, "
+				    "1m), or 0 to export nothing",
+				    s);
+		c->flow_interval_s = (uint32_t)secs;
+		c->flow_export_off = secs == 0;
+	} else if (!strcmp(key, "spool")) {
+		if (bh_parse_u64(s, 10000000, &n) || n == 0)
+			return fail(p, v, "flow-export: spool \"%s\": want a number of summaries "
+					  "from 1 to 10000000", s);
+		c->flow_spool = (uint32_t)n;
+	} else if (!strcmp(key, "events")) {
+		if (bh_parse_u64(s, 1000000, &n))
+			return fail(p, v, "flow-export: events \"%s\": want a number of deny events "
+					  "from 0 to 1000000", s);
+		c->flow_events = (uint32_t)n;
+		c->flow_events_set = true;
+	} else {
+		return fail(p, k, "flow-export: unknown key \"%s\" (want interval, spool, events)",
+			    key);
+	}
+	return 0;
+}
+
 /* ---- top level ------------------------------------------------------------------------------ */
 
 static int top_pair(struct parse *p, const char *key, const yaml_node_t *k, const yaml_node_t *v,
@@ -412,10 +452,12 @@ static int top_pair(struct parse *p, const char *key, const yaml_node_t *k, cons
 		return parse_endpoints(p, v);
 	} else if (!strcmp(key, "maps")) {
 		return is_null(v) ? 0 : each_pair(p, v, "maps", map_pair, NULL);
+	} else if (!strcmp(key, "flow-export")) {
+		return is_null(v) ? 0 : each_pair(p, v, "flow-export", flow_pair, NULL);
 	} else {
 		return fail(p, k,
 			    "unknown key \"%s\" (want state-dir, netns, first-start, "
-			    "status-socket, log-level, endpoints, maps)",
+			    "status-socket, log-level, endpoints, maps, flow-export)",
 			    key);
 	}
 	return 0;

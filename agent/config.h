@@ -19,6 +19,9 @@
 #define AGENT_EP_ADDRS_MAX	16   /* addresses of one endpoint (the controller's limit) */
 #define AGENT_EP_LABELS_MAX	64   /* labels of one endpoint */
 #define AGENT_EPS_MAX		4096 /* endpoints of one node (one report) */
+#define AGENT_FLOW_INTERVAL_DEFAULT 10	   /* s between two exports of the flow counters */
+#define AGENT_FLOW_SPOOL_DEFAULT    100000 /* summaries kept while the controller is away */
+#define AGENT_FLOW_EVENTS_DEFAULT   1000   /* deny events kept likewise */
 
 /* One endpoint the node protects (`endpoints:` in the file). */
 struct agent_endpoint_cfg {
@@ -42,6 +45,13 @@ struct agent_config {
 	size_t n_eps;
 	/* maps: sizes for a first load of the datapath (0: the datapath's default) */
 	uint32_t policy_max, ipcache_max, endpoints_max, ct_max, flows_max, events_per_sec;
+	/* flow-export: every flow_interval_s the flow counters go into a spool of at most
+	 * flow_spool summaries (and flow_events deny events) that ReportFlows empties */
+	uint32_t flow_interval_s; /* 0 with flow_export_off: none; else default 10 */
+	bool flow_export_off;
+	uint32_t flow_spool;	  /* 0: AGENT_FLOW_SPOOL_DEFAULT */
+	uint32_t flow_events;
+	bool flow_events_set;	  /* else AGENT_FLOW_EVENTS_DEFAULT */
 };
 
 /*

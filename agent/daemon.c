@@ -51,6 +51,7 @@
 #include "daemon.h"
 #include "dataplane.h"
 #include "enroll.h"
+#include "flowexport.h"
 #include "worker.h"
 
 #define ST(x) BULKHEAD__RPC_STATUS__RPC_##x
@@ -66,6 +67,7 @@
 #define SETTLE_AFTER_MS 100   /* bring the standby generation up to date once idle */
 #define FAST_EMPTY_MS	1000  /* an empty Watch answer sooner than this was not a long-poll */
 #define PROBE_MS	250   /* backing off: how often to look whether the connection is back */
+#define FLOW_HOLD_MS	5000  /* the controller could not take flows now: try again after */
 
 /*
  * The first-start rule set (before the controller has said anything) uses numbers the controller
@@ -96,12 +98,12 @@ struct daemon {
 	struct agent_identity id;
 	bool loop_ok;
 	struct agent_dp *dp;
-	struct agent_worker *watcher, *unary;
+	struct agent_worker *watcher, *unary, *flows_w;
 	struct bh_rpc_client *client;
 
 	/* what the conversation with the controller needs next */
 	bool client_stale; /* renewed certificate: reconnect with it once no call uses the client */
-	bool watch_busy, unary_busy;
+	bool watch_busy, unary_busy, flows_busy;
 	bool need_hello;    /* (re)connected: report (or say hello) before the first Watch */
 	bool need_report;   /* the endpoints to report again (SIGHUP) */
 	bool reported_any;  /* a non-empty list went out: an empty one now means "none left" */
@@ -143,6 +145,14 @@ struct daemon {
 	Bulkhead__IpcacheEntry ctl_ipc[FIRST_CTL_ADDRS_MAX];
 	uint8_t ctl_addr[FIRST_CTL_ADDRS_MAX][16];
 	size_t n_ctl_addrs;
+
+	/* flow export */
+	struct agent_flowx *flowx;
+	uv_timer_t flow_timer;	    /* every flow-export interval: drain the counters */
+	uv_timer_t flow_hold_timer; /* armed: no ReportFlows until it fires */
+	bool flow_hold;
+	time_t last_flow_report;
+	char flow_error[256];
 
 	/* the rest of the loop */
 	uv_poll_t events_poll;
@@ -395,11 +405,12 @@ out:
 
 /* ---- jobs: the calls to the controller ------------------------------------------------------ */
 
-enum job_kind { JOB_CLIENT, JOB_HELLO, JOB_REPORT, JOB_WATCH, JOB_ACK, JOB_RENEW };
+enum job_kind { JOB_CLIENT, JOB_HELLO, JOB_REPORT, JOB_WATCH, JOB_ACK, JOB_RENEW, JOB_FLOWS };
 
 static const char *const job_names[] = {
 	[JOB_CLIENT] = "connecting", [JOB_HELLO] = "GetNode", [JOB_REPORT] = "ReportEndpoints",
 	[JOB_WATCH] = "Watch",	     [JOB_ACK] = "Ack",	      [JOB_RENEW] = "Renew",
+	[JOB_FLOWS] = "ReportFlows",
 };
 
 struct rpc_job {
@@ -415,6 +426,7 @@ struct rpc_job {
 		Bulkhead__WatchRequest watch;
 		Bulkhead__AckRequest ack;
 	} rq;
+	struct agent_flowx_report flows; /* JOB_FLOWS */
 	Bulkhead__ReportedEndpoint *eps;
 	Bulkhead__ReportedEndpoint **epp;
 	char text[512];
@@ -464,6 +476,10 @@ static void job_run(struct agent_job *aj)
 		j->status = bh_rpc_call(j->client, svc, "Ack", &j->rq.ack.base, &j->resp,
 					CALL_TIMEOUT_MS, j->msg, sizeof(j->msg));
 		break;
+	case JOB_FLOWS:
+		j->status = bh_rpc_call(j->client, svc, "ReportFlows", &j->flows.msg.base,
+					&j->resp, CALL_TIMEOUT_MS, j->msg, sizeof(j->msg));
+		break;
 	}
 	j->took_ms = now_ms() - t0;
 }
@@ -492,18 +508,26 @@ static void job_free(struct rpc_job *j)
 	if (j->resp)
 		protobuf_c_message_free_unpacked(j->resp, NULL);
 	cfg_drop(j->cfg);
+	agent_flowx_report_release(&j->flows);
 	free(j->eps);
 	free(j->epp);
 	free(j);
 }
 
+/* Each worker makes one call at a time: the Watch (held long), flow reports (held until the
+ * controller has stored them), and every other call. */
 static void job_post(struct daemon *d, struct rpc_job *j)
 {
-	if (j->kind == JOB_WATCH)
+	if (j->kind == JOB_WATCH) {
 		d->watch_busy = true;
-	else
+		agent_worker_post(d->watcher, &j->base);
+	} else if (j->kind == JOB_FLOWS) {
+		d->flows_busy = true;
+		agent_worker_post(d->flows_w, &j->base);
+	} else {
 		d->unary_busy = true;
-	agent_worker_post(j->kind == JOB_WATCH ? d->watcher : d->unary, &j->base);
+		agent_worker_post(d->unary, &j->base);
+	}
 }
 
 /* The whole endpoint list of the configuration, complete: the controller removes the node's
@@ -900,6 +924,47 @@ static void done_renew(struct daemon *d, struct rpc_job *j)
 	d->client_stale = true;
 }
 
+static void on_flow_hold_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	d->flow_hold = false;
+	kick(d);
+}
+
+static void done_flows(struct daemon *d, struct rpc_job *j)
+{
+	const Bulkhead__FlowReportResponse *r = (const Bulkhead__FlowReportResponse *)j->resp;
+	const Bulkhead__FlowReport *m = &j->flows.msg;
+
+	if (j->status == ST(OK)) {
+		agent_flowx_done(d->flowx, &j->flows, false);
+		d->last_flow_report = time(NULL);
+		d->flow_error[0] = '\0';
+		bh_log(LOG_DEBUG, "reported %zu flow summaries and %zu deny events: %u stored, %u "
+				  "clamped, %u rejected",
+		       m->n_flows, m->n_events, r->stored, r->clamped, r->rejected);
+		return;
+	}
+	if (j->status == ST(INVALID_ARGUMENT) || j->status == ST(PERMISSION_DENIED) ||
+	    j->status == ST(UNIMPLEMENTED)) {
+		/* sending the same report again would be refused again */
+		agent_flowx_done(d->flowx, &j->flows, true);
+		bh_log(LOG_ERR, "the controller refused %zu flow summaries (%s): %s; dropped",
+		       m->n_flows, bh_rpc_status_name(j->status), j->msg);
+	} else {
+		/* busy, or its store failed: they stay in the spool for the next try */
+		bh_log(strcmp(j->msg, d->flow_error) ? LOG_WARNING : LOG_DEBUG,
+		       "the controller could not take %zu flow summaries (%s): %s; kept, trying "
+		       "again in %d s",
+		       m->n_flows, bh_rpc_status_name(j->status), j->msg, FLOW_HOLD_MS / 1000);
+	}
+	snprintf(d->flow_error, sizeof(d->flow_error), "%s", j->msg);
+	set_error(d, "ReportFlows: %s", j->msg);
+	d->flow_hold = true;
+	uv_timer_start(&d->flow_hold_timer, on_flow_hold_timer, jitter(FLOW_HOLD_MS), 0);
+}
+
 static void job_done(struct agent_job *aj)
 {
 	struct rpc_job *j = (struct rpc_job *)aj;
@@ -907,6 +972,8 @@ static void job_done(struct agent_job *aj)
 
 	if (j->kind == JOB_WATCH)
 		d->watch_busy = false;
+	else if (j->kind == JOB_FLOWS)
+		d->flows_busy = false;
 	else
 		d->unary_busy = false;
 	if (d->stopping)
@@ -938,6 +1005,9 @@ static void job_done(struct agent_job *aj)
 		break;
 	case JOB_RENEW:
 		done_renew(d, j);
+		break;
+	case JOB_FLOWS:
+		done_flows(d, j);
 		break;
 	case JOB_CLIENT:
 		break;
@@ -990,6 +1060,19 @@ static void kick(struct daemon *d)
 		if (j)
 			job_post(d, j);
 	}
+	if (d->flowx && !d->flows_busy && !d->flow_hold && !d->need_hello &&
+	    (j = job_new(d, JOB_FLOWS))) {
+		uint64_t kstats[BH_STAT_NR];
+		int n;
+
+		if (agent_dp_stats(d->dp, kstats))
+			memset(kstats, 0, sizeof(kstats));
+		n = agent_flowx_report(d->flowx, &j->flows, kstats);
+		if (n > 0)
+			job_post(d, j);
+		else
+			job_free(j);
+	}
 	if (!d->watch_busy && !d->need_hello && !d->ack.want && !d->hold_armed &&
 	    (j = job_new(d, JOB_WATCH))) {
 		bulkhead__watch_request__init(&j->rq.watch);
@@ -1012,6 +1095,8 @@ static int on_event(const struct bh_event *e, void *ctx)
 		d->would_denies++;
 	else
 		d->denies++;
+	if (d->flowx)
+		agent_flowx_event(d->flowx, e);
 	if (bh_log_level < LOG_DEBUG)
 		return 0;
 	if_indextoname(e->ifindex, ifn);
@@ -1037,6 +1122,21 @@ static void on_events_readable(uv_poll_t *p, int status, int events)
 	n = agent_dp_events_poll(d->dp, 0, on_event, d);
 	if (n < 0)
 		bh_log(LOG_WARNING, "reading deny events: %s", bh_strerror(n));
+}
+
+/* ---- flow export ---------------------------------------------------------------------------- */
+
+static void on_flow_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int n;
+
+	/* deny events first: what is waiting in the ring buffer belongs to this interval */
+	agent_dp_events_poll(d->dp, 0, on_event, d);
+	n = agent_flowx_drain(d->flowx, d->dp, revision(d));
+	if (n < 0)
+		bh_log(LOG_WARNING, "reading the flow counters: %s", bh_strerror(n));
+	kick(d);
 }
 
 /* ---- status socket -------------------------------------------------------------------------- */
@@ -1086,6 +1186,18 @@ static char *status_text(struct daemon *d, size_t *len)
 		d->cfg->c->n_eps, d->applies, d->apply_failures);
 	fprintf(f, "deny_events %" PRIu64 "\nwould_deny_events %" PRIu64 "\n", d->denies,
 		d->would_denies);
+	if (d->flowx) {
+		struct agent_flowx_counters fc;
+
+		agent_flowx_counters(d->flowx, &fc);
+		fprintf(f,
+			"flow_summaries_drained %" PRIu64 "\nflow_summaries_sent %" PRIu64
+			"\nflow_summaries_dropped %" PRIu64 "\nflow_summaries_spooled %" PRIu64
+			"\nflow_events_sent %" PRIu64 "\nflow_events_dropped %" PRIu64
+			"\nflow_reports %" PRIu64 "\nlast_flow_report %lld\n",
+			fc.drained, fc.sent, fc.dropped, fc.spooled, fc.events_sent,
+			fc.events_dropped, fc.reports, (long long)d->last_flow_report);
+	}
 	if (agent_dp_info(d->dp, &info) == 0)
 		for (int m = 0; m < AGENT_DP_NMAPS; m++)
 			fprintf(f, "map %s %u %u\n", info.maps[m].name, info.maps[m].used,
@@ -1319,7 +1431,8 @@ static int start(struct daemon *d, struct bh_error *err)
 		return rc;
 	/* workers first: they must live in the original network namespace (see the top) */
 	if ((rc = agent_worker_create(&d->watcher, &d->loop, err)) ||
-	    (rc = agent_worker_create(&d->unary, &d->loop, err)))
+	    (rc = agent_worker_create(&d->unary, &d->loop, err)) ||
+	    (rc = agent_worker_create(&d->flows_w, &d->loop, err)))
 		return rc;
 	if (c->netns[0] && (rc = enter_netns(c->netns, err)))
 		return rc;
@@ -1340,6 +1453,24 @@ static int start(struct daemon *d, struct bh_error *err)
 	d->retry_timer.data = d->hold_timer.data = d->settle_timer.data = d->renew_timer.data = d;
 	d->probe_timer.data = d;
 	uv_timer_start(&d->renew_timer, on_renew_timer, renew_next_ms(d), 0);
+	uv_timer_init(&d->loop, &d->flow_timer);
+	uv_timer_init(&d->loop, &d->flow_hold_timer);
+	d->flow_timer.data = d->flow_hold_timer.data = d;
+	if (!c->flow_export_off) {
+		uint32_t every = c->flow_interval_s ? c->flow_interval_s : AGENT_FLOW_INTERVAL_DEFAULT;
+
+		if (agent_flowx_create(&d->flowx,
+				       c->flow_spool ? c->flow_spool : AGENT_FLOW_SPOOL_DEFAULT,
+				       c->flow_events_set ? c->flow_events
+							  : AGENT_FLOW_EVENTS_DEFAULT))
+			return bh_error_set(err, -ENOMEM, "out of memory");
+		uv_timer_start(&d->flow_timer, on_flow_timer, (uint64_t)every * 1000,
+			       (uint64_t)every * 1000);
+		bh_log(LOG_INFO, "flow export every %u s, spool of %u summaries (in memory)", every,
+		       c->flow_spool ? c->flow_spool : AGENT_FLOW_SPOOL_DEFAULT);
+	} else {
+		bh_log(LOG_NOTICE, "flow export off (flow-export: interval 0)");
+	}
 	uv_signal_init(&d->loop, &d->sig_term);
 	uv_signal_init(&d->loop, &d->sig_int);
 	uv_signal_init(&d->loop, &d->sig_hup);
@@ -1413,6 +1544,8 @@ int agent_daemon_run(struct agent_config *cfg, int log_level)
 			unlink(d->status_path);
 		agent_worker_destroy(d->watcher);
 		agent_worker_destroy(d->unary);
+		agent_worker_destroy(d->flows_w);
+		agent_flowx_destroy(d->flowx);
 		if (d->loop_ok) {
 			uv_walk(&d->loop, close_handle, NULL);
 			uv_run(&d->loop, UV_RUN_DEFAULT);
@@ -1427,12 +1560,13 @@ int agent_daemon_run(struct agent_config *cfg, int log_level)
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 
 	/* stopping: the datapath stays pinned and attached; only this process goes away */
-	busy = d->watch_busy || d->unary_busy;
+	busy = d->watch_busy || d->unary_busy || d->flows_busy;
 	if (d->status_path[0])
 		unlink(d->status_path);
 	agent_dp_close(d->dp);
 	agent_worker_destroy(d->watcher);
 	agent_worker_destroy(d->unary);
+	agent_worker_destroy(d->flows_w);
 	bh_log(LOG_NOTICE, "stopped");
 	if (busy) {
 		/* A worker is inside a call that cannot be cut short (a Watch is held up to 30 s)
@@ -1445,6 +1579,7 @@ int agent_daemon_run(struct agent_config *cfg, int log_level)
 	uv_walk(&d->loop, close_handle, NULL);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&d->loop);
+	agent_flowx_destroy(d->flowx);
 	if (d->notify_fd >= 0)
 		close(d->notify_fd);
 	cfg_drop(d->cfg);

@@ -1263,8 +1263,6 @@ static uint32_t map_max(int fd)
 int agent_dp_info(struct agent_dp *dp, struct agent_dp_info *info)
 {
 	unsigned int a = dp->state->epoch & 1;
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *vals;
 
 	memset(info, 0, sizeof(*info));
 	info->epoch = dp->state->epoch;
@@ -1287,6 +1285,15 @@ int agent_dp_info(struct agent_dp *dp, struct agent_dp_info *info)
 	info->maps[AGENT_DP_FLOWS].used = count_keys(dp->fd_flows, sizeof(struct bh_flow_key));
 	info->maps[AGENT_DP_FLOWS].max = map_max(dp->fd_flows);
 	info->maps[AGENT_DP_FLOWS].memlock = fd_memlock(dp->fd_flows);
+	return agent_dp_stats(dp, info->stats);
+}
+
+int agent_dp_stats(struct agent_dp *dp, uint64_t stats[BH_STAT_NR])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals;
+
+	memset(stats, 0, sizeof(uint64_t) * BH_STAT_NR);
 	if (ncpu <= 0)
 		return ncpu;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
@@ -1296,7 +1303,7 @@ int agent_dp_info(struct agent_dp *dp, struct agent_dp_info *info)
 		if (bpf_map_lookup_elem(dp->fd_stats, &i, vals) < 0)
 			continue;
 		for (int c = 0; c < ncpu; c++)
-			info->stats[i] += vals[c];
+			stats[i] += vals[c];
 	}
 	free(vals);
 	return 0;

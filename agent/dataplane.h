@@ -111,6 +111,9 @@ uint64_t agent_dp_revision(const struct agent_dp *dp);
 /* Fills info (map fill, counters). Counting conntrack and flow entries walks those maps. */
 int agent_dp_info(struct agent_dp *dp, struct agent_dp_info *info);
 
+/* The datapath's own counters (enum bh_stat), summed over CPUs: cheap, no map walk. */
+int agent_dp_stats(struct agent_dp *dp, uint64_t stats[BH_STAT_NR]);
+
 /* Drains the flow counters: calls cb for every flow counted since the last drain, then forgets
  * it (batched lookup-and-delete, up to 256 flows a batch). cb returning non-zero stops the drain
  * after the current batch, every flow of which is still delivered (the rest stays for the next
