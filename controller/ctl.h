@@ -23,11 +23,12 @@
 #define CTL_ADMIN_KEY	"admin.key"
 #define CTL_ADMIN_CERT	"admin.crt"
 #define CTL_CRL		"crl.pem"
-#define CTL_PORTS	"ports" /* "agent PORT\nenroll PORT\n" once serving */
+#define CTL_PORTS	"ports" /* "agent PORT\nenroll PORT\nmetrics PORT\n" once serving */
 
 #define CTL_DEFAULT_LISTEN	 "tls+tcp://0.0.0.0:7443"
 #define CTL_DEFAULT_ENROLL	 "tls+tcp://0.0.0.0:7444"
 #define CTL_DEFAULT_ADMIN	 "ipc:///run/bulkhead/controller.sock"
+#define CTL_DEFAULT_METRICS	 "127.0.0.1:9464"
 #define CTL_DEFAULT_CERT_LIFE	 (7ul * 86400)
 
 /* The controller. Owned by the loop thread. */
@@ -43,6 +44,7 @@ struct ctl {
 	struct ctl_compiler *comp; /* the policy state (policy.c) */
 	struct ctl_rollout *rollout; /* agents' watches and acknowledgements (rollout.c) */
 	struct ctl_flows *flows;     /* flow summaries (flows.c) */
+	struct bh_metrics_server *metrics;
 	uint64_t revision;	   /* the newest revision in the store */
 };
 
@@ -91,6 +93,16 @@ int ctl_rollout_wait(struct ctl *c, struct bh_rpc_call *call, const ProtobufCMes
 int ctl_rollout_node_state(const struct ctl *c, const char *name, uint64_t *wanted,
 			   uint64_t *sent, uint64_t *acked, const char **last_error,
 			   time_t *last_seen);
+
+/* Nodes rollout knows, how many have not acknowledged the newest revision that changed their
+ * rule set, and how many have a Watch held right now. */
+void ctl_rollout_summary(const struct ctl *c, size_t *nodes, size_t *behind, size_t *watching);
+
+/* Metrics (metrics.c): Prometheus text on http://LISTEN/metrics; "none" serves nothing. A
+ * non-loopback address needs allow_public. */
+int ctl_metrics_start(struct ctl *c, const char *listen, bool allow_public, bool required,
+		      struct bh_error *err);
+void ctl_metrics_stop(struct ctl *c);
 
 /* A node's rule set as the wire message (pointing into o, which must outlive it). */
 struct ctl_node_policy {

@@ -29,6 +29,7 @@ static const char usage_serve[] =
 	"usage: bulkhead-controller serve --state-dir DIR [--listen URL] [--enroll-listen URL]\n"
 	"                                 [--admin URL] [--cert-lifetime DURATION]\n"
 	"                                 [--flow-retention D] [--flow-minute-retention D]\n"
+	"                                 [--metrics HOST:PORT] [--metrics-public]\n"
 	"                                 [--log-level LEVEL] [--syslog]\n"
 	"\n"
 	"Runs the controller until SIGTERM or SIGINT.\n"
@@ -47,6 +48,11 @@ static const char usage_serve[] =
 	"                        how long the per-minute buckets are kept (default 6h; at most\n"
 	"                        the flow retention): `bulkhead flows --since` within it is\n"
 	"                        exact to the minute, beyond it to the hour\n"
+	"  --metrics HOST:PORT   Prometheus metrics on http://HOST:PORT/metrics (default\n"
+	"                        " CTL_DEFAULT_METRICS ", served only if free; none to disable)\n"
+	"  --metrics-public      allow a --metrics address other than loopback (the metrics say\n"
+	"                        how many nodes there are and how busy they are: put a firewall or\n"
+	"                        a proxy in front)\n"
 	"  --log-level LEVEL     err, warning, notice (default), info, debug\n"
 	"  --syslog              log to syslog instead of stderr\n"
 	"\n"
@@ -123,6 +129,8 @@ static int cmd_serve(int argc, char **argv)
 		{"cert-lifetime", required_argument, NULL, 't'},
 		{"flow-retention", required_argument, NULL, 'R'},
 		{"flow-minute-retention", required_argument, NULL, 'M'},
+		{"metrics", required_argument, NULL, 'm'},
+		{"metrics-public", no_argument, NULL, 'P'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"syslog", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
@@ -155,6 +163,12 @@ static int cmd_serve(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case 'm':
+			o.metrics = optarg;
+			break;
+		case 'P':
+			o.metrics_public = true;
 			break;
 		case 'R':
 		case 'M':

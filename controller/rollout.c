@@ -420,6 +420,23 @@ int ctl_rollout_node_state(const struct ctl *c, const char *name, uint64_t *want
 	return n ? 0 : -ENOENT;
 }
 
+void ctl_rollout_summary(const struct ctl *c, size_t *nodes, size_t *behind, size_t *watching)
+{
+	const struct ctl_rollout *r = c->rollout;
+
+	*nodes = *behind = *watching = 0;
+	if (!r)
+		return;
+	BH_SMAP_EACH(&r->nodes, e)
+	{
+		const struct sync_node *n = e->val;
+
+		(*nodes)++;
+		*behind += n->acked < n->wanted;
+		*watching += n->held != NULL;
+	}
+}
+
 int ctl_rollout_init(struct ctl *c)
 {
 	struct ctl_rollout *r = calloc(1, sizeof(*r));

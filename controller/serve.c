@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "bulkhead/log.h"
+#include "bulkhead/metrics.h"
 #include "bulkhead/pki.h"
 #include "bulkhead/util.h"
 #include "ctl.h"
@@ -42,7 +43,8 @@ static int write_ports(struct ctl *c, int agent, int enroll, struct bh_error *er
 	char path[PATH_MAX], text[64];
 
 	snprintf(path, sizeof(path), "%s/%s", c->dir, CTL_PORTS);
-	snprintf(text, sizeof(text), "agent %d\nenroll %d\n", agent, enroll);
+	snprintf(text, sizeof(text), "agent %d\nenroll %d\nmetrics %d\n", agent, enroll,
+		 c->metrics ? bh_metrics_server_port(c->metrics) : 0);
 	return bh_file_write_secret(path, text, strlen(text), true, err);
 }
 
@@ -103,6 +105,9 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 	fo.minute_keep_s = (uint32_t)o->flow_minute_keep_s;
 	if ((rc = ctl_flows_init(&c, &fo, err)))
 		goto out;
+	if ((rc = ctl_metrics_start(&c, o->metrics ? o->metrics : CTL_DEFAULT_METRICS,
+				    o->metrics_public, o->metrics != NULL, err)))
+		goto out;
 	tls.ca_pem = c.ca_pem;
 	tls.cert_pem = srv_cert;
 	tls.key_pem = srv_key;
@@ -136,6 +141,7 @@ int ctl_serve(const struct ctl_serve_opts *o, struct bh_error *err)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = 0;
 out:
+	ctl_metrics_stop(&c); /* first: a scrape reads everything below */
 	bh_rpc_server_destroy(c.rpc);
 	ctl_flows_fini(&c); /* before the loop closes its handles */
 	uv_walk(&loop, close_walk, NULL);

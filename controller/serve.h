@@ -15,6 +15,8 @@ struct ctl_serve_opts {
 	size_t max_msg;
 	unsigned long flow_keep_s;	 /* hour buckets and deny events (0: 7 days) */
 	unsigned long flow_minute_keep_s; /* minute buckets (0: 6 hours) */
+	const char *metrics;		  /* HOST:PORT, "none"; NULL: the default */
+	bool metrics_public;		  /* allow a non-loopback metrics address */
 };
 
 /* Runs the controller until SIGTERM/SIGINT. Returns 0 after a clean stop. */
