@@ -452,12 +452,24 @@ static int top_pair(struct parse *p, const char *key, const yaml_node_t *k, cons
 		return parse_endpoints(p, v);
 	} else if (!strcmp(key, "maps")) {
 		return is_null(v) ? 0 : each_pair(p, v, "maps", map_pair, NULL);
+	} else if (!strcmp(key, "metrics")) {
+		if (str_value(p, v, key, &c->metrics))
+			return -EINVAL;
+		if (!c->metrics[0])
+			return fail(p, v, "metrics: want HOST:PORT (127.0.0.1:9465) or none");
+	} else if (!strcmp(key, "metrics-public")) {
+		if (!(s = scalar(p, v, key)))
+			return -EINVAL;
+		if (strcmp(s, "true") && strcmp(s, "false"))
+			return fail(p, v, "metrics-public \"%s\": want true or false", s);
+		c->metrics_public = !strcmp(s, "true");
 	} else if (!strcmp(key, "flow-export")) {
 		return is_null(v) ? 0 : each_pair(p, v, "flow-export", flow_pair, NULL);
 	} else {
 		return fail(p, k,
 			    "unknown key \"%s\" (want state-dir, netns, first-start, "
-			    "status-socket, log-level, endpoints, maps, flow-export)",
+			    "status-socket, log-level, endpoints, maps, flow-export, metrics, "
+			    "metrics-public)",
 			    key);
 	}
 	return 0;
@@ -558,6 +570,7 @@ void agent_config_free(struct agent_config *c)
 	free(c->state_dir);
 	free(c->netns);
 	free(c->status_socket);
+	free(c->metrics);
 	free(c);
 }
 

@@ -19,6 +19,7 @@
 #define AGENT_EP_ADDRS_MAX	16   /* addresses of one endpoint (the controller's limit) */
 #define AGENT_EP_LABELS_MAX	64   /* labels of one endpoint */
 #define AGENT_EPS_MAX		4096 /* endpoints of one node (one report) */
+#define AGENT_METRICS_DEFAULT	    "127.0.0.1:9465" /* in the datapath's namespace */
 #define AGENT_FLOW_INTERVAL_DEFAULT 10	   /* s between two exports of the flow counters */
 #define AGENT_FLOW_SPOOL_DEFAULT    100000 /* summaries kept while the controller is away */
 #define AGENT_FLOW_EVENTS_DEFAULT   1000   /* deny events kept likewise */
@@ -52,6 +53,8 @@ struct agent_config {
 	uint32_t flow_spool;	  /* 0: AGENT_FLOW_SPOOL_DEFAULT */
 	uint32_t flow_events;
 	bool flow_events_set;	  /* else AGENT_FLOW_EVENTS_DEFAULT */
+	char *metrics;		  /* HOST:PORT of /metrics, "none"; NULL: AGENT_METRICS_DEFAULT */
+	bool metrics_public;	  /* a non-loopback metrics address is allowed */
 };
 
 /*

@@ -42,9 +42,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <uv.h>
 
 #include "bulkhead/log.h"
+#include "bulkhead/metrics.h"
 #include "bulkhead/pki.h"
 #include "bulkhead/rpc.h"
 #include "bulkhead/util.h"
@@ -139,6 +142,7 @@ struct daemon {
 	char last_error[512];
 	time_t last_error_at;
 	uint64_t applies, apply_failures;
+	double apply_ms_last, apply_ms_sum; /* successful applies */
 	uv_timer_t settle_timer;
 
 	/* first-start exception: this node's own connection to its controller */
@@ -160,6 +164,7 @@ struct daemon {
 	uv_timer_t renew_timer;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_pipe_t status_srv;
+	struct bh_metrics_server *metrics;
 	int notify_fd; /* systemd's NOTIFY_SOCKET, -1 without */
 	struct sockaddr_un notify_addr;
 	socklen_t notify_len;
@@ -725,6 +730,8 @@ static void watch_apply(struct daemon *d, const Bulkhead__WatchResponse *w, bool
 		       ms, d->first_start ? "; the first-start rule set is gone" : "");
 		d->first_start = 0;
 		d->applies++;
+		d->apply_ms_last = ms;
+		d->apply_ms_sum += ms;
 		d->need_snapshot = false;
 		d->hold_ms = HOLD_MIN_MS;
 		d->refused_revision = 0;
@@ -1139,6 +1146,106 @@ static void on_flow_timer(uv_timer_t *t)
 	kick(d);
 }
 
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+static void metric(struct bh_metrics_buf *b, const char *name, enum bh_metric_type t,
+		   const char *help, uint64_t v)
+{
+	bh_metrics_family(b, name, t, help);
+	bh_metrics_sample_u64(b, NULL, 0, v);
+}
+
+static void metrics_render(struct bh_metrics_buf *b, void *ctx)
+{
+	static const char *const verdicts[] = {NULL, "allowed", "denied", "would-deny"};
+	struct daemon *d = ctx;
+	struct agent_dp_info info;
+	struct agent_flowx_counters fc = {0};
+
+	if (d->flowx)
+		agent_flowx_counters(d->flowx, &fc);
+	metric(b, "bulkhead_agent_revision", BH_METRIC_GAUGE,
+	       "The policy revision the datapath enforces.", revision(d));
+	metric(b, "bulkhead_agent_connected", BH_METRIC_GAUGE,
+	       "1 while the controller answers, 0 while retrying or never connected.",
+	       d->conn == CONN_UP);
+	metric(b, "bulkhead_agent_applies_total", BH_METRIC_COUNTER,
+	       "Rule sets (snapshots and deltas) applied.", d->applies);
+	metric(b, "bulkhead_agent_apply_failures_total", BH_METRIC_COUNTER,
+	       "Rule sets that could not be applied (the previous one kept enforcing).",
+	       d->apply_failures);
+	bh_metrics_family(b, "bulkhead_agent_apply_seconds", BH_METRIC_GAUGE,
+			  "How long the last successful apply took, up to the atomic flip.");
+	bh_metrics_sample_double(b, NULL, 0, d->apply_ms_last / 1000.0);
+	bh_metrics_family(b, "bulkhead_agent_apply_seconds_sum", BH_METRIC_COUNTER,
+			  "Time spent in successful applies (with applies_total: the mean).");
+	bh_metrics_sample_double(b, NULL, 0, d->apply_ms_sum / 1000.0);
+	bh_metrics_family(b, "bulkhead_agent_packets_total", BH_METRIC_COUNTER,
+			  "Packets the datapath counted, by verdict (as of the last flow export).");
+	for (int v = 1; v < 4; v++)
+		bh_metrics_sample_u64(b, BH_METRIC_LABELS({"verdict", verdicts[v]}), fc.packets[v]);
+	bh_metrics_family(b, "bulkhead_agent_bytes_total", BH_METRIC_COUNTER,
+			  "Bytes the datapath counted, by verdict (as of the last flow export).");
+	for (int v = 1; v < 4; v++)
+		bh_metrics_sample_u64(b, BH_METRIC_LABELS({"verdict", verdicts[v]}), fc.bytes[v]);
+	bh_metrics_family(b, "bulkhead_agent_deny_events_total", BH_METRIC_COUNTER,
+			  "Deny events read from the datapath, by verdict.");
+	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"verdict", "denied"}), d->denies);
+	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"verdict", "would-deny"}), d->would_denies);
+	bh_metrics_family(b, "bulkhead_agent_flow_summaries_total", BH_METRIC_COUNTER,
+			  "Flow summaries read from the datapath, and what became of them.");
+	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"outcome", "drained"}), fc.drained);
+	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"outcome", "sent"}), fc.sent);
+	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"outcome", "dropped"}), fc.dropped);
+	metric(b, "bulkhead_agent_flow_summaries_spooled", BH_METRIC_GAUGE,
+	       "Flow summaries waiting for the controller.", fc.spooled);
+	metric(b, "bulkhead_agent_events_dropped_total", BH_METRIC_COUNTER,
+	       "Deny events the agent's spool had to drop.", fc.events_dropped);
+	if (agent_dp_info(d->dp, &info) == 0) {
+		bh_metrics_family(b, "bulkhead_agent_datapath_events_lost_total", BH_METRIC_COUNTER,
+				  "Deny events the datapath did not send, by reason.");
+		bh_metrics_sample_u64(b, BH_METRIC_LABELS({"reason", "rate-limit"}),
+				      info.stats[BH_STAT_EVENTS_RATELIMITED]);
+		bh_metrics_sample_u64(b, BH_METRIC_LABELS({"reason", "ring-full"}),
+				      info.stats[BH_STAT_EVENTS_RINGBUF_FULL]);
+		metric(b, "bulkhead_agent_datapath_flows_not_counted_total", BH_METRIC_COUNTER,
+		       "New flows the datapath could not count: its flow map was full.",
+		       info.stats[BH_STAT_FLOWS_FULL]);
+		bh_metrics_family(b, "bulkhead_agent_map_entries", BH_METRIC_GAUGE,
+				  "Entries in each datapath map (the enforcing generation).");
+		for (int m = 0; m < AGENT_DP_NMAPS; m++)
+			bh_metrics_sample_u64(b, BH_METRIC_LABELS({"map", info.maps[m].name}),
+					      info.maps[m].used);
+		bh_metrics_family(b, "bulkhead_agent_map_capacity", BH_METRIC_GAUGE,
+				  "Capacity of each datapath map.");
+		for (int m = 0; m < AGENT_DP_NMAPS; m++)
+			bh_metrics_sample_u64(b, BH_METRIC_LABELS({"map", info.maps[m].name}),
+					      info.maps[m].max);
+	}
+}
+
+static int metrics_start(struct daemon *d, struct bh_error *err)
+{
+	const struct agent_config *c = d->cfg->c;
+	const char *listen = c->metrics ? c->metrics : AGENT_METRICS_DEFAULT;
+	struct bh_error e = {0};
+	int rc;
+
+	if (!strcmp(listen, "none"))
+		return 0;
+	rc = bh_metrics_server_start(&d->loop, listen, c->metrics_public ? BH_METRICS_ALLOW_PUBLIC : 0,
+				     metrics_render, d, &d->metrics, &e);
+	if (rc && c->metrics)
+		return bh_error_set(err, rc, "metrics: %s", e.msg);
+	if (rc)
+		bh_log(LOG_WARNING, "metrics: %s; serving none (set metrics: in %s)", e.msg,
+		       c->path);
+	else
+		bh_log(LOG_INFO, "metrics on http://%s/metrics%s%s", listen,
+		       c->netns[0] ? " in netns " : "", c->netns);
+	return 0;
+}
+
 /* ---- status socket -------------------------------------------------------------------------- */
 
 struct status_conn {
@@ -1434,6 +1541,10 @@ static int start(struct daemon *d, struct bh_error *err)
 	    (rc = agent_worker_create(&d->unary, &d->loop, err)) ||
 	    (rc = agent_worker_create(&d->flows_w, &d->loop, err)))
 		return rc;
+	/* NNG starts its threads on first use, and they dial the controller: they must start in
+	 * this namespace, not in the datapath's (where the metrics server, the first NNG user on
+	 * this thread, would otherwise start them) */
+	(void)nng_tls_engine_name();
 	if (c->netns[0] && (rc = enter_netns(c->netns, err)))
 		return rc;
 	if ((rc = dp_open(d, err)))
@@ -1444,6 +1555,9 @@ static int start(struct daemon *d, struct bh_error *err)
 		       AGENT_DP_PIN_ROOT, d->id.node, revision(d));
 	else
 		first_start_apply(d);
+	/* in the datapath's namespace: its loopback is the node's */
+	if ((rc = metrics_start(d, err)))
+		return rc;
 
 	uv_timer_init(&d->loop, &d->retry_timer);
 	uv_timer_init(&d->loop, &d->hold_timer);
@@ -1545,12 +1659,13 @@ int agent_daemon_run(struct agent_config *cfg, int log_level)
 		agent_worker_destroy(d->watcher);
 		agent_worker_destroy(d->unary);
 		agent_worker_destroy(d->flows_w);
-		agent_flowx_destroy(d->flowx);
+		bh_metrics_server_stop(d->metrics);
 		if (d->loop_ok) {
 			uv_walk(&d->loop, close_handle, NULL);
 			uv_run(&d->loop, UV_RUN_DEFAULT);
 			uv_loop_close(&d->loop);
 		}
+		agent_flowx_destroy(d->flowx);
 		if (d->notify_fd >= 0)
 			close(d->notify_fd);
 		cfg_drop(d->cfg);
@@ -1563,6 +1678,8 @@ int agent_daemon_run(struct agent_config *cfg, int log_level)
 	busy = d->watch_busy || d->unary_busy || d->flows_busy;
 	if (d->status_path[0])
 		unlink(d->status_path);
+	bh_metrics_server_stop(d->metrics); /* a scrape reads the datapath */
+	d->metrics = NULL;
 	agent_dp_close(d->dp);
 	agent_worker_destroy(d->watcher);
 	agent_worker_destroy(d->unary);

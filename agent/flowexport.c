@@ -105,6 +105,10 @@ static int drained(const struct agent_dp_flow *f, void *ctx)
 	x->c.drained++;
 	if (!f->val.packets)
 		return 0;
+	if (f->key.verdict < 4) {
+		x->c.packets[f->key.verdict] += f->val.packets;
+		x->c.bytes[f->key.verdict] += f->val.bytes;
+	}
 	if (x->n == x->cap ||
 	    ring_room((void **)&x->s, &x->alloc, x->cap, x->n, &x->head, sizeof(*x->s))) {
 		x->c.dropped++;

@@ -35,6 +35,8 @@ struct agent_flowx_counters {
 	uint64_t events_dropped;
 	uint64_t reports;	 /* reports the controller took */
 	int64_t started_ms;	 /* Unix ms this process started exporting */
+	/* what the drained summaries counted, by verdict (BH_VERDICT_*; 0 unused) */
+	uint64_t packets[4], bytes[4];
 };
 
 /* A report being sent: the message and the copies it points into. */

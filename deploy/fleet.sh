@@ -57,6 +57,7 @@ fleet_controller_start() {
 	rm -f "$d/ports"
 	setsid "$FLEET_CTL" serve --state-dir "$d" --listen "tls+tcp://127.0.0.1:${FLEET_APORT:-0}" \
 		--enroll-listen "tls+tcp://127.0.0.1:${FLEET_EPORT:-0}" --admin "ipc://$d/admin.sock" \
+		--metrics "127.0.0.1:${FLEET_MPORT:-0}" \
 		-v info </dev/null >>"$STATE/controller.log" 2>&1 &
 	echo $! >"$STATE/controller.pid"
 	for _ in $(seq 100); do
@@ -68,6 +69,7 @@ fleet_controller_start() {
 	# the same ports after a restart: agents keep their address
 	FLEET_APORT=$(awk '/^agent/ {print $2}' "$d/ports")
 	FLEET_EPORT=$(awk '/^enroll/ {print $2}' "$d/ports")
+	FLEET_MPORT=$(awk '/^metrics/ {print $2}' "$d/ports")
 }
 
 fleet_controller_stop() { # fleet_controller_stop [SIGNAL]

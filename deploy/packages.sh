@@ -8,7 +8,7 @@ libyaml-dev iproute2"
 # Tests and benchmarks also drive real traffic, compare against iptables, and need clang's
 # sanitizer and libFuzzer runtimes.
 BH_PKGS_TEST="$BH_PKGS_BUILD iptables iperf3 netcat-openbsd iputils-ping libclang-rt-14-dev
-procps jq"
+procps jq curl"
 
 bh_install_packages()
 {

@@ -33,7 +33,7 @@ missing=()
 [ "$(id -u)" -eq 0 ] || missing+=("root (run as uid 0)")
 [ -n "$BUILD" ] && [ -x "$BUILD/agent/bulkhead-agent" ] || missing+=("build dir with binaries (argument 1: '$BUILD')")
 [ -x "$FAKE" ] || missing+=("$FAKE")
-for tool in ip nc jq ping ss mountpoint; do command -v $tool >/dev/null || missing+=("$tool"); done
+for tool in ip nc jq ping ss mountpoint curl; do command -v $tool >/dev/null || missing+=("$tool"); done
 if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf; then
 	mount -t bpf bpf /sys/fs/bpf 2>/dev/null || missing+=("bpffs at /sys/fs/bpf (mount failed)")
 fi
@@ -54,7 +54,7 @@ cleanup() {
 			tail -n 25 "$STATE/$f" 2>/dev/null | sed 's/^/# /'
 		done
 	fi
-	fleet_down
+	[ -n "${BH_KEEP:-}" ] || fleet_down
 	[ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
 }
 trap cleanup EXIT
@@ -274,6 +274,28 @@ n=$(flows "[.flows[] | select(.src_identity == 777) | .packets] | add" --node "$
 last=$(flows "[.flows[] | select(.src_identity == 778) | .last_seen_ms][0]" --node "$web")
 now=$(($(date +%s) * 1000))
 [ -n "$last" ] && [ "$last" -le $((now + 1000)) ] && ok "stored future: last seen now, not tomorrow" || not_ok "future stored as now" "$last vs $now"
+
+# ---- metrics --------------------------------------------------------------------------------------
+v() { awk -v k="$1" '$1 == k {print $2}' <<<"$m"; }
+connected() { curl -sf "http://127.0.0.1:$FLEET_MPORT/metrics" | awk '$1 == "bulkhead_controller_nodes_connected" {print $2}'; }
+wait_eq 60 3 connected # the agents reconnect after the restarts above (backing off)
+wait_eq 30 0 status web flow_summaries_spooled
+m=$(curl -sf "http://127.0.0.1:$FLEET_MPORT/metrics")
+[ "$(v 'bulkhead_controller_nodes_connected')" = 3 ] && [ "$(v 'bulkhead_controller_nodes_behind')" = 0 ] &&
+	[ "$(v 'bulkhead_controller_flow_summaries_total{outcome="stored"}')" -gt 0 ] &&
+	[ "$(v 'bulkhead_controller_flow_summaries_total{outcome="rejected"}')" = 4 ] &&
+	[ "$(v 'bulkhead_controller_store_bytes{db="flows"}')" -gt 0 ] &&
+	ok "controller metrics: nodes connected and behind, summaries stored and rejected, store size" ||
+	not_ok "controller metrics" "$(grep -v '^#' <<<"$m" | tr '\n' ' ')"
+m=$(ip netns exec "$(fleet_ns web)" curl -sf http://127.0.0.1:9465/metrics)
+[ "$(v 'bulkhead_agent_revision')" = "$(fleet_cli revisions -o json | jq '.[] | select(.current) | .revision')" ] &&
+	[ "$(v 'bulkhead_agent_packets_total{verdict="allowed"}')" -ge 16 ] &&
+	[ "$(v 'bulkhead_agent_connected')" = 1 ] && grep -q '^bulkhead_agent_map_entries{map="policy"}' <<<"$m" &&
+	grep -q '^bulkhead_agent_datapath_events_lost_total{reason="rate-limit"}' <<<"$m" &&
+	ok "agent metrics (in the node's namespace): revision, packets by verdict, maps, events lost" ||
+	not_ok "agent metrics" "$(grep -v '^#' <<<"$m" | tr '\n' ' ')"
+curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLEET_MPORT/other" | grep -q 404 &&
+	ok "metrics: other paths are 404" || not_ok "metrics: other paths are 404"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
