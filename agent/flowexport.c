@@ -102,9 +102,9 @@ static int drained(const struct agent_dp_flow *f, void *ctx)
 	const uint64_t *rev = a[1];
 	struct spooled *s;
 
-	x->c.drained++;
-	if (!f->val.packets)
+	if (!f->val.packets) /* nothing to say */
 		return 0;
+	x->c.drained++;
 	if (f->key.verdict < 4) {
 		x->c.packets[f->key.verdict] += f->val.packets;
 		x->c.bytes[f->key.verdict] += f->val.bytes;

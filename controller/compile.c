@@ -1746,6 +1746,15 @@ int ctl_compiler_each_identity(const struct ctl_compiler *c,
 	return rc;
 }
 
+uint32_t ctl_compiler_policy_rule_id(const struct ctl_compiler *c, const char *policy,
+				     const char *dir, const char *action, size_t index)
+{
+	char key[CTL_NAME_MAX + 64];
+
+	snprintf(key, sizeof(key), "policy/%s/%s/%s/%zu", policy, dir, action, index);
+	return (uint32_t)(uintptr_t)bh_smap_get(&c->rule_keys, key);
+}
+
 const char *ctl_compiler_rule_describe(const struct ctl_compiler *c, uint32_t rule_id, char *buf,
 				       size_t len, const char **policy)
 {

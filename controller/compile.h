@@ -199,6 +199,11 @@ int ctl_compiler_each_identity(const struct ctl_compiler *c,
 const char *ctl_compiler_rule_describe(const struct ctl_compiler *c, uint32_t rule_id, char *buf,
 				       size_t len, const char **policy);
 
+/* The rule id of a policy rule, 0 when it has none yet (not compiled, or the policy selects
+ * nothing). dir: "ingress"/"egress"; action: "allow"/"deny". */
+uint32_t ctl_compiler_policy_rule_id(const struct ctl_compiler *c, const char *policy,
+				     const char *dir, const char *action, size_t index);
+
 /*
  * What the datapath of node `node` decides for a packet from workload `from` (or, when from is
  * NULL, from address from_addr) to workload `to` (or to_addr) with protocol proto and port,

@@ -20,9 +20,11 @@
 
 #include "bulkhead/log.h"
 #include "bulkhead/pki.h"
+#include "bulkhead/smap.h"
 #include "bulkhead/util.h"
 #include "compile.h"
 #include "ctl.h"
+#include "flows.h"
 
 #define ST(x) BULKHEAD__RPC_STATUS__RPC_##x
 
@@ -1113,15 +1115,74 @@ static void h_report_endpoints(struct bh_rpc_call *call, const ProtobufCMessage 
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
+/* A rule's hits, from the flow store, by rule id ("%u"). */
+struct hit {
+	uint64_t packets, flows;
+	int64_t last_ms;
+};
+
 struct objlist {
 	Bulkhead__Object *v;
 	size_t n, cap;
 	struct strv owned;
+	struct bh_smap *hits; /* current revision only: rule id -> struct hit */
+	uint32_t hits_window_s;
+	void **mem; /* the rule_hits arrays given to objects */
+	size_t n_mem;
 	const struct ctl_selector *sel;
 	const char *name;
 	struct ctl *c;
 	int rc;
 };
+
+/* The policy's rules with what each decided: o->rule_hits. */
+static int obj_hits(struct objlist *l, Bulkhead__Object *o, const struct ctl_policy *pp)
+{
+	static const char *const dirs[2] = {"ingress", "egress"}, *const acts[2] = {"allow", "deny"};
+	size_t n = 0, k = 0;
+	Bulkhead__RuleHits *v, **pv;
+	void **mem;
+	char *text;
+
+	for (int d = 0; d < 2; d++)
+		for (int a = 0; a < 2; a++)
+			n += pp->n_rules[d][a];
+	mem = realloc(l->mem, (l->n_mem + 3) * sizeof(*mem));
+	if (!mem)
+		return -ENOMEM;
+	l->mem = mem;
+	v = calloc(n + 1, sizeof(*v));
+	pv = calloc(n + 1, sizeof(*pv));
+	text = calloc(n + 1, 32);
+	mem[l->n_mem++] = v;
+	mem[l->n_mem++] = pv;
+	mem[l->n_mem++] = text;
+	if (!v || !pv || !text)
+		return -ENOMEM;
+	for (int d = 0; d < 2; d++)
+		for (int a = 0; a < 2; a++)
+			for (size_t q = 0; q < pp->n_rules[d][a]; q++, k++) {
+				char key[16];
+				const struct hit *h;
+
+				bulkhead__rule_hits__init(&v[k]);
+				snprintf(text + 32 * k, 32, "%s %s rule %zu", dirs[d], acts[a], q);
+				v[k].rule = text + 32 * k;
+				v[k].rule_id = ctl_compiler_policy_rule_id(l->c->comp, pp->name,
+									   dirs[d], acts[a], q);
+				snprintf(key, sizeof(key), "%u", v[k].rule_id);
+				if (v[k].rule_id && (h = bh_smap_get(l->hits, key))) {
+					v[k].packets = h->packets;
+					v[k].flows = h->flows;
+					v[k].last_hit_ms = h->last_ms;
+				}
+				pv[k] = &v[k];
+			}
+	o->rule_hits = pv;
+	o->n_rule_hits = n;
+	o->hits_window_s = l->hits_window_s;
+	return 0;
+}
 
 static int obj_add(struct objlist *l, const struct ctl_doc *d)
 {
@@ -1200,6 +1261,8 @@ static int obj_add(struct objlist *l, const struct ctl_doc *d)
 		if (summary)
 			o->summary = l->owned.v[k++];
 	}
+	if (d->kind == CTL_KIND_POLICY && l->hits && obj_hits(l, o, &d->policy))
+		return -ENOMEM;
 	o->kind = (char *)ctl_kind_name(d->kind);
 	o->name = (char *)ctl_doc_name(d); /* lives in the compiler, or in the docset below */
 	free(json);
@@ -1207,6 +1270,23 @@ static int obj_add(struct objlist *l, const struct ctl_doc *d)
 	free(labels);
 	free(summary);
 	l->n++;
+	return 0;
+}
+
+static int hit_cb(uint32_t rule, uint64_t packets, uint64_t flows, int64_t last_ms, void *ctx)
+{
+	struct bh_smap *m = ctx;
+	struct hit *h = malloc(sizeof(*h));
+	char key[16];
+
+	if (!h)
+		return -ENOMEM;
+	*h = (struct hit){packets, flows, last_ms};
+	snprintf(key, sizeof(key), "%u", rule);
+	if (bh_smap_put(m, key, h)) {
+		free(h);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -1244,6 +1324,7 @@ static void h_get(struct bh_rpc_call *call, const ProtobufCMessage *req, void *a
 	const Bulkhead__GetRequest *r = (const void *)req;
 	struct ctl *c = arg;
 	struct objlist l = {.name = r->name, .c = c};
+	struct bh_smap hits = {0};
 	struct ctl_selector sel = {0};
 	struct at_rev at = {.l = &l};
 	struct bh_error err = {0};
@@ -1270,6 +1351,16 @@ static void h_get(struct bh_rpc_call *call, const ProtobufCMessage *req, void *a
 		for (size_t i = 0; i < at.keep.n && !rc; i++)
 			rc = obj_add(&l, &at.keep.v[i]);
 	} else {
+		if (k == CTL_KIND_POLICY) {
+			/* what each rule decided over the flow retention; without flows, nothing */
+			l.hits = &hits;
+			l.hits_window_s = ctl_flows_retention(c);
+			if (ctl_flows_rule_hits(c, time(NULL) - (time_t)l.hits_window_s, hit_cb,
+						&hits, &err))
+				bh_log(LOG_WARNING, "rule hits: %s", err.msg);
+			err.code = 0;
+			err.msg[0] = '\0';
+		}
 		rc = ctl_compiler_each(c->comp, (enum ctl_kind)k, obj_cb, &l);
 	}
 	if (!rc && r->name[0] && !l.n)
@@ -1293,6 +1384,12 @@ out:
 	free(ptrs);
 	free(l.v);
 	strv_free(&l.owned);
+	for (size_t i = 0; i < l.n_mem; i++)
+		free(l.mem[i]);
+	free(l.mem);
+	BH_SMAP_EACH(&hits, e)
+	free(e->val);
+	bh_smap_free(&hits);
 	ctl_docset_free(&at.keep);
 	ctl_selector_free(&sel);
 }

@@ -13,13 +13,17 @@
 static const char usage[] =
 	"usage: bulkhead get policies|workloads|nodes [NAME] [-l SELECTOR] [--revision N]\n"
 	"                    [-o table|json|yaml]\n"
+	"       bulkhead get policies [NAME] --hits [-o table|json]\n"
 	"       bulkhead get identities [ID] [-o table|json]\n"
 	"       bulkhead get revisions [--limit N] [-o table|json]\n"
 	"       bulkhead get ruleset NODE [-o text|json]\n"
 	"\n"
 	"Lists what the controller holds, or one object of it by NAME.\n"
 	"\n"
-	"  policies (policy, pol, po)  NAME MODE SUMMARY: the workloads it selects, its rules\n"
+	"  policies (policy, pol, po)  NAME MODE HITS LAST-HIT UNUSED SUMMARY: packets its rules\n"
+	"                              decided and when last, over the flow retention (7 days by\n"
+	"                              default); UNUSED: its rules that decided nothing in that\n"
+	"                              window (N/M); the workloads it selects, its rules\n"
 	"  workloads (workload, wl)    NAME NODE IDENTITY LABELS ADDRESSES\n"
 	"  nodes (node, no)            NAME LABELS MODE CONNECTED WANTED SENT ACKED CERT-EXPIRES\n"
 	"                              STATE LAST-ERROR: the Node objects (LABELS: the operator's,\n"
@@ -40,6 +44,10 @@ static const char usage[] =
 	"  --revision N             policies, workloads, nodes as they were at revision N (the\n"
 	"                           nodes' enrollment columns are still today's)\n"
 	"  --limit N                revisions: the newest N (default 20)\n"
+	"  --hits                   policies: one row per rule: RULE, its ID, PACKETS and FLOWS\n"
+	"                           it decided, LAST-HIT, or 'unused' when it decided nothing\n"
+	"                           over the window (from the agents' flow reports; see\n"
+	"                           'bulkhead flows --policy NAME' for the flows themselves)\n"
 	"  -o, --output FORMAT      table (default); json: an array of objects (policies,\n"
 	"                           workloads: the canonical JSON of each; nodes: {name, spec,\n"
 	"                           enrollment}); yaml: the documents, separated by '---', as\n"
@@ -50,6 +58,7 @@ static const char usage[] =
 	"  bulkhead get policy api-from-web -o yaml > api-from-web.yaml\n"
 	"  bulkhead get policies --revision 6 -o yaml   # what rollback 6 would restore\n"
 	"  bulkhead get nodes\n"
+	"  bulkhead get policies --hits                 # which rules are never used\n"
 	"\n"
 	"exit status: 0 success (also when nothing matches), 1 failure (no such object or\n"
 	"revision, no controller: the message says why), 2 usage error.\n";
@@ -140,16 +149,33 @@ static int table_done(struct cli_table *t, size_t rows, const char *what)
 	return 0;
 }
 
+static const char *hit_time(int64_t ms, char *buf, size_t len)
+{
+	return ms ? cli_time(ms / 1000, buf, len) : "never";
+}
+
 static int get_policies(struct cli *c, const Bulkhead__ObjectList *l)
 {
-	static const char *const head[] = {"NAME", "MODE", "SUMMARY"};
-	struct cli_table *t = cli_table_create(3, head);
+	static const char *const head[] = {"NAME", "MODE", "HITS", "LAST-HIT", "UNUSED", "SUMMARY"};
+	struct cli_table *t = cli_table_create(6, head);
 
 	for (size_t i = 0; t && i < l->n_objects; i++) {
 		const Bulkhead__Object *o = l->objects[i];
-		char mode[32];
-		const char *row[3] = {o->name, mode, o->summary};
+		char mode[32], hits[24], last[48], unused[24];
+		const char *row[6] = {o->name, mode, hits, last, unused, o->summary};
+		uint64_t packets = 0;
+		int64_t last_ms = 0;
+		size_t n_unused = 0;
 
+		for (size_t k = 0; k < o->n_rule_hits; k++) {
+			packets += o->rule_hits[k]->packets;
+			if (o->rule_hits[k]->last_hit_ms > last_ms)
+				last_ms = o->rule_hits[k]->last_hit_ms;
+			n_unused += !o->rule_hits[k]->last_hit_ms;
+		}
+		snprintf(hits, sizeof(hits), "%" PRIu64, packets);
+		hit_time(last_ms, last, sizeof(last));
+		snprintf(unused, sizeof(unused), "%zu/%zu", n_unused, o->n_rule_hits);
 		if (cli_json_get_str(o->json, "mode", mode, sizeof(mode)))
 			snprintf(mode, sizeof(mode), "?");
 		if (cli_table_add(t, row)) {
@@ -158,6 +184,58 @@ static int get_policies(struct cli *c, const Bulkhead__ObjectList *l)
 		}
 	}
 	return table_done(t, l->n_objects, "policies");
+}
+
+/* --hits: a row per rule. */
+static int get_hits(struct cli *c, const Bulkhead__ObjectList *l)
+{
+	static const char *const head[] = {"POLICY", "RULE", "ID", "PACKETS", "FLOWS", "LAST-HIT"};
+	struct cli_table *t;
+	size_t rows = 0;
+
+	if (c->format == CLI_FORMAT_JSON) {
+		printf("[");
+		for (size_t i = 0; i < l->n_objects; i++) {
+			const Bulkhead__Object *o = l->objects[i];
+
+			printf("%s\n  {\"policy\":", i ? "," : "");
+			cli_json_str(stdout, o->name);
+			printf(",\"window_s\":%u,\"rules\":[", o->hits_window_s);
+			for (size_t k = 0; k < o->n_rule_hits; k++) {
+				const Bulkhead__RuleHits *h = o->rule_hits[k];
+
+				printf("%s{\"rule\":", k ? "," : "");
+				cli_json_str(stdout, h->rule);
+				printf(",\"rule_id\":%u,\"packets\":%" PRIu64 ",\"flows\":%" PRIu64
+				       ",\"last_hit_ms\":%" PRId64 ",\"unused\":%s}",
+				       h->rule_id, h->packets, h->flows, h->last_hit_ms,
+				       h->last_hit_ms ? "false" : "true");
+			}
+			printf("]}");
+		}
+		printf("%s]\n", l->n_objects ? "\n" : "");
+		return 0;
+	}
+	t = cli_table_create(6, head);
+	for (size_t i = 0; t && i < l->n_objects; i++)
+		for (size_t k = 0; t && k < l->objects[i]->n_rule_hits; k++, rows++) {
+			const Bulkhead__RuleHits *h = l->objects[i]->rule_hits[k];
+			char id[16], p[24], f[24], last[48];
+			const char *row[6] = {l->objects[i]->name, h->rule, id, p, f, last};
+
+			snprintf(id, sizeof(id), "%u", h->rule_id);
+			snprintf(p, sizeof(p), "%" PRIu64, h->packets);
+			snprintf(f, sizeof(f), "%" PRIu64, h->flows);
+			if (h->last_hit_ms)
+				cli_time(h->last_hit_ms / 1000, last, sizeof(last));
+			else
+				snprintf(last, sizeof(last), "unused");
+			if (cli_table_add(t, row)) {
+				cli_table_destroy(t);
+				t = NULL;
+			}
+		}
+	return table_done(t, rows, "policy rules");
 }
 
 static int get_workloads(struct cli *c, const Bulkhead__ObjectList *l)
@@ -350,7 +428,7 @@ out:
 }
 
 static int get_objects(struct cli *c, const char *kind, const char *name, const char *selector,
-		       uint64_t revision)
+		       uint64_t revision, bool hits)
 {
 	Bulkhead__ObjectList *l = NULL;
 	bool nodes = strcmp(kind, "Node") == 0;
@@ -366,6 +444,8 @@ static int get_objects(struct cli *c, const char *kind, const char *name, const 
 		return 1;
 	if (nodes)
 		rc = get_nodes(c, l, name, (selector && *selector) || revision);
+	else if (hits)
+		rc = get_hits(c, l);
 	else if (c->format != CLI_FORMAT_TABLE) {
 		print_objects(c, l);
 		rc = 0;
@@ -446,7 +526,7 @@ out:
 
 /* ---- the command ----------------------------------------------------------------------------- */
 
-enum { OPT_REVISION = 256, OPT_LIMIT };
+enum { OPT_REVISION = 256, OPT_LIMIT, OPT_HITS };
 
 int cmd_get(struct cli *c, int argc, char **argv)
 {
@@ -455,12 +535,13 @@ int cmd_get(struct cli *c, int argc, char **argv)
 		{"output", required_argument, NULL, 'o'},
 		{"revision", required_argument, NULL, OPT_REVISION},
 		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"hits", no_argument, NULL, OPT_HITS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *selector = NULL, *output = NULL, *kind = NULL, *name = NULL;
 	uint64_t revision = 0, limit = 0;
-	bool has_limit = false;
+	bool has_limit = false, hits = false;
 	int opt, w;
 
 	optind = 0; /* glibc: start afresh, with permutation (options after operands) */
@@ -490,6 +571,9 @@ int cmd_get(struct cli *c, int argc, char **argv)
 				return 2;
 			}
 			has_limit = true;
+			break;
+		case OPT_HITS:
+			hits = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -548,7 +632,12 @@ int cmd_get(struct cli *c, int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	if (output && cli_format_set(c, "get", output, w == W_OBJECTS ? CLI_FMTS_ALL : CLI_FMTS_TJ))
+	if (hits && (w != W_OBJECTS || strcmp(kind, "Policy") || revision)) {
+		fprintf(stderr, "bulkhead get: --hits applies to policies, at the current revision\n");
+		return 2;
+	}
+	if (output && cli_format_set(c, "get", output,
+				     w == W_OBJECTS && !hits ? CLI_FMTS_ALL : CLI_FMTS_TJ))
 		return 2;
 	if (c->format == CLI_FORMAT_YAML && w != W_OBJECTS)
 		return cli_format_set(c, "get", "yaml", CLI_FMTS_TJ);
@@ -560,6 +649,6 @@ int cmd_get(struct cli *c, int argc, char **argv)
 	case W_RULESET:
 		return cli_ruleset_print(c, name);
 	default:
-		return get_objects(c, kind, name, selector, revision);
+		return get_objects(c, kind, name, selector, revision, hits);
 	}
 }

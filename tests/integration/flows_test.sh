@@ -234,10 +234,12 @@ dropped=$(status api flow_summaries_dropped)
 [ "${dropped:-0}" -ge 4 ] && ok "spool of 2: $dropped of $drained summaries dropped" || not_ok "spool drops" "dropped $dropped of $drained"
 fleet_controller_start || not_ok "controller restarts"
 wait_eq 30 0 status api flow_summaries_spooled
-sent=$(status api flow_summaries_sent)
-dropped=$(status api flow_summaries_dropped)
-drained=$(status api flow_summaries_drained)
-[ $((sent + dropped)) = "$drained" ] && ok "agent: sent $sent + dropped $dropped = drained $drained" ||
+snap=$("$FLEET_AGENT" status --socket "$STATE/agent-api.sock" --raw 2>/dev/null) # one moment
+sent=$(awk '$1 == "flow_summaries_sent" {print $2}' <<<"$snap")
+dropped=$(awk '$1 == "flow_summaries_dropped" {print $2}' <<<"$snap")
+drained=$(awk '$1 == "flow_summaries_drained" {print $2}' <<<"$snap")
+spooled=$(awk '$1 == "flow_summaries_spooled" {print $2}' <<<"$snap")
+[ $((sent + dropped + spooled)) = "$drained" ] && ok "agent: sent $sent + dropped $dropped + waiting $spooled = drained $drained" ||
 	not_ok "agent accounting" "sent $sent dropped $dropped drained $drained"
 wait_eq 10 "$dropped" flows "[.nodes[] | select(.node == \"$(fleet_node api)\") | .summaries_dropped] | .[0]" --stats
 st=$(flows "[.nodes[] | select(.node == \"$(fleet_node api)\")][0]" --stats)
@@ -274,6 +276,22 @@ n=$(flows "[.flows[] | select(.src_identity == 777) | .packets] | add" --node "$
 last=$(flows "[.flows[] | select(.src_identity == 778) | .last_seen_ms][0]" --node "$web")
 now=$(($(date +%s) * 1000))
 [ -n "$last" ] && [ "$last" -le $((now + 1000)) ] && ok "stored future: last seen now, not tomorrow" || not_ok "future stored as now" "$last vs $now"
+
+# ---- rule hits --------------------------------------------------------------------------------------
+h=$(fleet_cli get policies --hits -o json 2>&1)
+rule() { jq -r ".[] | select(.policy == \"$1\") | .rules[] | select(.rule == \"$2\") | .$3" <<<"$h"; }
+[ "$(rule web-from-clients "ingress allow rule 0" packets)" = 16 ] &&
+	ok "get policies --hits: web-from-clients' allow rule decided the 16 ping packets" ||
+	not_ok "rule hits: web-from-clients" "$h"
+[ "$(rule api-guard "ingress deny rule 0" packets)" = 2 ] && [ "$(rule api-guard "ingress allow rule 0" unused)" = true ] &&
+	ok "api-guard: its deny rule hit 2 packets; its allow rule (web -> api) is marked unused" ||
+	not_ok "rule hits: api-guard" "$h"
+out=$(fleet_cli get policies 2>&1)
+grep -q "^api-guard .* 2 .* 1/2 " <<<"$out" && ok "get policies: HITS and UNUSED columns (api-guard: 2 packets, 1/2 unused)" ||
+	not_ok "get policies columns" "$out"
+out=$(fleet_cli get policies --hits 2>&1)
+grep -q "^db-trial .*ingress allow rule 0 .*unused" <<<"$out" && ok "get policies --hits table: db-trial's rule unused" ||
+	not_ok "--hits table" "$out"
 
 # ---- metrics --------------------------------------------------------------------------------------
 v() { awk -v k="$1" '$1 == k {print $2}' <<<"$m"; }
