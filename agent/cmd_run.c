@@ -70,6 +70,15 @@ static int check(struct agent_config *c)
 	printf("  first-start    %s\n",
 	       c->first_enforce ? "enforce (fail closed)" : "observe (traffic passes)");
 	printf("  status-socket  %s\n", c->status_socket);
+	if (c->flow_export_off)
+		printf("  flow-export    off\n");
+	else
+		printf("  flow-export    every %u s, spool %u summaries and %u events (in memory)\n",
+		       c->flow_interval_s ? c->flow_interval_s : AGENT_FLOW_INTERVAL_DEFAULT,
+		       c->flow_spool ? c->flow_spool : AGENT_FLOW_SPOOL_DEFAULT,
+		       c->flow_events_set ? c->flow_events : AGENT_FLOW_EVENTS_DEFAULT);
+	printf("  metrics        %s%s\n", c->metrics ? c->metrics : AGENT_METRICS_DEFAULT,
+	       c->metrics ? "" : " (default: served if free)");
 	printf("  endpoints      %zu\n", c->n_eps);
 	for (size_t i = 0; i < c->n_eps; i++) {
 		const struct agent_endpoint_cfg *e = &c->eps[i];

@@ -1746,6 +1746,16 @@ int ctl_compiler_each_identity(const struct ctl_compiler *c,
 	return rc;
 }
 
+const char *ctl_compiler_workload_at(const struct ctl_compiler *c, const struct ctl_prefix *addr)
+{
+	char key[64];
+	const struct wl *w;
+
+	addr_key(addr, key, sizeof(key));
+	w = bh_smap_get(&c->addrs, key);
+	return w ? w->doc.workload.name : NULL;
+}
+
 uint32_t ctl_compiler_policy_rule_id(const struct ctl_compiler *c, const char *policy,
 				     const char *dir, const char *action, size_t index)
 {

@@ -199,6 +199,9 @@ int ctl_compiler_each_identity(const struct ctl_compiler *c,
 const char *ctl_compiler_rule_describe(const struct ctl_compiler *c, uint32_t rule_id, char *buf,
 				       size_t len, const char **policy);
 
+/* The workload that has address addr (a full-length prefix), or NULL. */
+const char *ctl_compiler_workload_at(const struct ctl_compiler *c, const struct ctl_prefix *addr);
+
 /* The rule id of a policy rule, 0 when it has none yet (not compiled, or the policy selects
  * nothing). dir: "ingress"/"egress"; action: "allow"/"deny". */
 uint32_t ctl_compiler_policy_rule_id(const struct ctl_compiler *c, const char *policy,

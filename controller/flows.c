@@ -978,6 +978,18 @@ static int add_event(const struct ctl_flow_event *e, void *ctx)
 	d->ifname = t[3];
 	o->local = (char *)identity_name(&qq->nm, node, e->local, t[0], 160);
 	o->remote = (char *)identity_name(&qq->nm, NULL, e->remote, t[1], 160);
+	if (e->remote == 2 && qq->f->c->comp) {
+		/* world on that node (its rules do not name the peer): the address may still be a
+		 * workload's */
+		struct ctl_prefix a = {.family = e->family, .len = e->family == 4 ? 32 : 128};
+		const char *wl;
+
+		memcpy(a.addr, e->dir == 1 ? e->daddr : e->saddr, alen);
+		if ((wl = ctl_compiler_workload_at(qq->f->c->comp, &a))) {
+			snprintf(t[1], 160, "%s (world on this node)", wl);
+			o->remote = t[1];
+		}
+	}
 	if (!qq->f->c->comp ||
 	    !ctl_compiler_rule_describe(qq->f->c->comp, e->rule, t[2], 160, &pol))
 		snprintf(t[2], 160, "rule %u (no longer known)", e->rule);

@@ -7,6 +7,7 @@
 #   PREFIX   namespace and node name prefix (unique per run in tests)
 #   STATE    directory for the controller, the agents, logs and pid files (created)
 #   BUILD    the build directory holding the binaries
+#   FLEET_FLOW_INTERVAL  optional: the agents' flow-export interval (default 10s)
 #
 # Addresses (198.18.0.0/15 and fd00:b1::/64 only):
 #   ${PREFIX}-hub     bridge br0
@@ -94,6 +95,7 @@ state-dir: $STATE/agent-$t
 netns: $(fleet_ns "$t")
 first-start: observe
 status-socket: $STATE/agent-$t.sock
+flow-export: {interval: ${FLEET_FLOW_INTERVAL:-10s}}
 endpoints:
   - name: $t-1
     interface: eth0

@@ -24,6 +24,7 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 PREFIX=bh-demo
 STATE=/run/$PREFIX
+FLEET_FLOW_INTERVAL=2s # flows show up in `bulkhead flows` within seconds
 BUILD=${BH_BUILD_DIR:-$TOP/build}
 # shellcheck source=deploy/fleet.sh
 . "$TOP/deploy/fleet.sh"
@@ -181,6 +182,20 @@ EOF
 	fleet_cli get nodes | sed 's/^/  /'
 	fleet_cli revisions | sed 's/^/  /'
 
+	step "flows: what the agents reported (they export every ${FLEET_FLOW_INTERVAL})"
+	sleep 3 # the last probes' summaries are one export away
+	show "bulkhead flows --verdict denied --since 10m"
+	fleet_cli flows --verdict denied --since 10m | sed 's/^/  /'
+	n=$(fleet_cli flows --verdict denied --since 10m -o json | jq '.flows | length')
+	if [ "${n:-0}" -gt 0 ]; then
+		say "  ($n denied flows, each with the node that saw it and the rule that decided it)"
+	else
+		say "  no denied flow reported -- EXPECTED the denied probes above"
+		failures+=("bulkhead flows: no denied flows")
+	fi
+	show "bulkhead get policies        # HITS, LAST-HIT and UNUSED rules per policy"
+	fleet_cli get policies | sed 's/^/  /'
+
 	echo
 	if [ ${#failures[@]} -gt 0 ]; then
 		say "FAILED: ${#failures[@]} expectation(s) not met:"
@@ -194,6 +209,8 @@ EOF
 	say "  $FLEET_CLI describe workload api-1"
 	say "  ip netns exec $(fleet_ns web) nc -zv -w 2 ${FLEET_ADDR4[db]} 5432"
 	say "  $FLEET_AGENT status --config $STATE/agent-db.yaml"
+	say "  $FLEET_CLI flows --follow"
+	say "  curl -s http://127.0.0.1:$FLEET_MPORT/metrics    # the controller's Prometheus metrics"
 	say "deploy/quickstart.sh down removes everything."
 }
 

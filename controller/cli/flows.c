@@ -75,9 +75,9 @@ static const char *dir_name(unsigned int d)
 
 static const char *proto_port(unsigned int proto, unsigned int port, char *buf, size_t len)
 {
-	char p[16];
+	char n[16];
+	const char *p = bh_ip_proto_name(proto, n, sizeof(n));
 
-	bh_ip_proto_name(proto, p, sizeof(p));
 	if (bh_ip_proto_has_ports(proto) || bh_ip_proto_is_icmp(proto))
 		snprintf(buf, len, "%s/%u", p, port);
 	else

@@ -151,7 +151,10 @@ static int table_done(struct cli_table *t, size_t rows, const char *what)
 
 static const char *hit_time(int64_t ms, char *buf, size_t len)
 {
-	return ms ? cli_time(ms / 1000, buf, len) : "never";
+	if (ms)
+		return cli_time(ms / 1000, buf, len);
+	snprintf(buf, len, "never");
+	return buf;
 }
 
 static int get_policies(struct cli *c, const Bulkhead__ObjectList *l)

@@ -43,6 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PREFIX=bhw$(printf '%x%03x' $$ $((RANDOM % 4096)))
+FLEET_FLOW_INTERVAL=1s
 STATE=$(mktemp -d "/tmp/$PREFIX.XXXXXX")
 # shellcheck source=deploy/fleet.sh
 . "$TOP/deploy/fleet.sh"
@@ -106,10 +107,7 @@ ping_n() { # ping_n FROM TO COUNT: COUNT echo requests, 0.2 s apart, each waitin
 fleet_topology || { not_ok "topology"; exit 1; }
 fleet_controller_start || { not_ok "controller starts" "$(tail -n 3 "$STATE/controller.log")"; exit 1; }
 fleet_enroll || { not_ok "enrollment" "$(tail -n 3 "$STATE/enroll.log")"; exit 1; }
-for t in $FLEET_TIERS; do
-	sed -i 's/^endpoints:/flow-export: {interval: 1s}\nendpoints:/' "$STATE/agent-$t.yaml"
-	fleet_agent_start "$t"
-done
+for t in $FLEET_TIERS; do fleet_agent_start "$t"; done
 fleet_wait_synced 40 || { not_ok "three agents sync" "$(fleet_cli get nodes 2>&1 | tr '\n' ' ')"; exit 1; }
 
 cat >"$STATE/policy.yaml" <<'EOF'
