@@ -484,7 +484,8 @@ static int sel_requirement_parse(const char *s, size_t n, struct ctl_sel_expr *e
 			break;
 		p = comma + 1;
 	}
-	qsort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
+	if (e->n_values > 1) /* qsort() takes no NULL, even for 0 elements */
+		qsort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
 	return 0;
 }
 
@@ -545,7 +546,8 @@ int ctl_selector_parse(const char *text, struct ctl_selector *out, struct bh_err
 			break;
 		p = q + 1;
 	}
-	qsort(s.exprs, s.n_exprs, sizeof(*s.exprs), ctl_sel_expr_cmp);
+	if (s.n_exprs > 1) /* qsort() takes no NULL, even for 0 elements */
+		qsort(s.exprs, s.n_exprs, sizeof(*s.exprs), ctl_sel_expr_cmp);
 	*out = s;
 	return 0;
 out:
@@ -602,7 +604,8 @@ char *ctl_selector_format(const struct ctl_selector *s)
 	}
 	for (size_t i = 0; i < s->n_exprs; i++)
 		all[s->match.n + i] = s->exprs[i]; /* shallow: nothing here is freed */
-	qsort(all, n, sizeof(*all), ctl_sel_expr_cmp);
+	if (n > 1) /* qsort() takes no NULL, even for 0 elements */
+		qsort(all, n, sizeof(*all), ctl_sel_expr_cmp);
 	for (size_t i = 0; i < n; i++) {
 		len += strlen(all[i].key) + 12;
 		for (size_t j = 0; j < all[i].n_values; j++)

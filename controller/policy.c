@@ -1111,6 +1111,7 @@ static void h_report_endpoints(struct bh_rpc_call *call, const ProtobufCMessage 
 		bh_log(LOG_NOTICE, "endpoint report from %s refused: %s", peer->name,
 		       err.msg[0] ? err.msg : bh_strerror(rc));
 	plan_free(&p);
+	strv_free(&mine.names);
 }
 
 /* ---- reading -------------------------------------------------------------------------------- */

@@ -1445,7 +1445,8 @@ static int check_unique(struct ld *l, const struct ctl_docset *s, const yaml_mar
 		return fail_field(l, -ENOMEM, (yaml_mark_t){0}, "(text)", "out of memory");
 	for (size_t i = 0; i < s->n; i++)
 		k[i] = (struct doc_key){s->v[i].kind, ctl_doc_name(&s->v[i]), i};
-	qsort(k, s->n, sizeof(*k), doc_key_cmp);
+	if (s->n > 1) /* qsort() takes no NULL, even for 0 elements */
+		qsort(k, s->n, sizeof(*k), doc_key_cmp);
 	for (size_t i = 1; i < s->n; i++) {
 		if (k[i].kind == k[i - 1].kind && !strcmp(k[i].name, k[i - 1].name) &&
 		    k[i].i < dup) {

@@ -313,5 +313,12 @@ m=$(ip netns exec "$(fleet_ns web)" curl -sf http://127.0.0.1:9465/metrics)
 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLEET_MPORT/other" | grep -q 404 &&
 	ok "metrics: other paths are 404" || not_ok "metrics: other paths are 404"
 
+# ---- the daemons' logs: no sanitizer report (in the ASan build), no crash ---------------------------
+fleet_controller_stop TERM
+for t in $FLEET_TIERS; do fleet_agent_stop "$t"; done
+bad=$(grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$STATE"/*.log 2>/dev/null)
+[ -z "$bad" ] && ok "no sanitizer report in the controller's and agents' logs" ||
+	not_ok "sanitizer reports" "$(grep -h -A5 "ERROR: \|runtime error:" $bad | head -20 | tr '\n' ' ')"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
