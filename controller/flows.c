@@ -30,6 +30,7 @@
 #define FOLLOW_WAIT_MAX	   60000
 #define FOLLOW_CHECK_MS	   500
 #define PRUNE_EVERY_MS	   60000
+#define IDLE_WAKE_MS	   10000 /* the ingestion thread looks for closed minutes to roll up */
 #define RING		   8192 /* committed rows kept for follow */
 
 /* ---- the pending aggregate ------------------------------------------------------------------ */
@@ -271,70 +272,82 @@ static uint32_t node_number(struct ctl_flows *f, const char *name)
 
 /* ---- the ingestion thread ------------------------------------------------------------------- */
 
+/* Ingestion thread: commits one batch. */
+static void batch_write(struct ctl_flows *f, struct batch *b)
+{
+	/* the aggregate's live slots, packed (the write sorts them) */
+	struct ctl_flow_row *rows = malloc((b->agg.n + 1) * sizeof(*rows));
+	struct ctl_flow_batch fb = {
+		.rows = rows,
+		.events = b->events,
+		.n_events = b->n_events,
+		.stats = b->stats,
+		.n_stats = b->n_stats,
+		.names = b->names,
+		.n_names = b->n_names,
+	};
+	struct bh_error err = {0};
+
+	if (!rows) {
+		b->rc = -ENOMEM;
+		snprintf(b->err, sizeof(b->err), "flow store: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < b->agg.cap; i++)
+		if (b->agg.slot[i].v.packets)
+			rows[fb.n_rows++] = b->agg.slot[i];
+	b->rc = ctl_flowstore_write(f->writer, &fb, &err);
+	if (b->rc)
+		snprintf(b->err, sizeof(b->err), "%s", err.msg);
+	free(rows);
+}
+
+/* Ingestion thread, between batches: closed minutes to their hour; retention now and then. */
+static void housekeeping(struct ctl_flows *f, uint64_t *last_prune)
+{
+	struct bh_error err = {0};
+	int64_t n;
+
+	if ((n = ctl_flowstore_rollup(f->writer, now_ms() / 1000, &err)) < 0)
+		bh_log(LOG_WARNING, "%s", err.msg);
+	if (uv_hrtime() / 1000000 - *last_prune < PRUNE_EVERY_MS)
+		return;
+	n = ctl_flowstore_prune(f->writer, now_ms() / 1000, f->o.minute_keep_s, f->o.keep_s, &err);
+	if (n < 0)
+		bh_log(LOG_WARNING, "%s", err.msg);
+	else if (n)
+		bh_log(LOG_INFO, "flows: pruned %" PRId64 " rows past retention", n);
+	*last_prune = uv_hrtime() / 1000000;
+}
+
 static void ingest_thread(void *arg)
 {
 	struct ctl_flows *f = arg;
 	uint64_t last_prune = 0;
 
 	uv_mutex_lock(&f->mu);
-	while (!f->stop || f->writing) {
-		struct batch *b = f->writing;
-		struct bh_error err = {0};
+	for (;;) {
+		struct batch *b;
 
-		if (!b) {
-			/* idle: prune now and then */
-			if (uv_hrtime() / 1000000 - last_prune >= PRUNE_EVERY_MS) {
-				int64_t n;
-
-				uv_mutex_unlock(&f->mu);
-				n = ctl_flowstore_prune(f->writer, now_ms() / 1000,
-							f->o.minute_keep_s, f->o.keep_s, &err);
-				if (n < 0)
-					bh_log(LOG_WARNING, "%s", err.msg);
-				else if (n)
-					bh_log(LOG_INFO, "flows: pruned %" PRId64 " rows past retention",
-					       n);
-				last_prune = uv_hrtime() / 1000000;
-				uv_mutex_lock(&f->mu);
-				continue;
-			}
-			uv_cond_timedwait(&f->cv, &f->mu, (uint64_t)PRUNE_EVERY_MS * 1000000);
-			continue;
+		while (!f->writing && !f->stop) {
+			uv_mutex_unlock(&f->mu);
+			housekeeping(f, &last_prune);
+			uv_mutex_lock(&f->mu);
+			if (!f->writing && !f->stop)
+				uv_cond_timedwait(&f->cv, &f->mu, (uint64_t)IDLE_WAKE_MS * 1000000);
 		}
+		if (!(b = f->writing))
+			break; /* stopping, nothing left */
 		uv_mutex_unlock(&f->mu);
-		{
-			/* the aggregate's live slots, packed */
-			struct ctl_flow_row *rows = malloc((b->agg.n + 1) * sizeof(*rows));
-			size_t k = 0;
-
-			if (!rows) {
-				b->rc = -ENOMEM;
-				snprintf(b->err, sizeof(b->err), "flow store: out of memory");
-			} else {
-				struct ctl_flow_batch fb = {
-					.rows = rows,
-					.events = b->events,
-					.n_events = b->n_events,
-					.stats = b->stats,
-					.n_stats = b->n_stats,
-					.names = b->names,
-					.n_names = b->n_names,
-				};
-
-				for (size_t i = 0; i < b->agg.cap; i++)
-					if (b->agg.slot[i].v.packets)
-						rows[k++] = b->agg.slot[i];
-				fb.n_rows = k;
-				b->rc = ctl_flowstore_write(f->writer, &fb, &err);
-				if (b->rc)
-					snprintf(b->err, sizeof(b->err), "%s", err.msg);
-				free(rows);
-			}
-		}
+		batch_write(f, b);
 		uv_mutex_lock(&f->mu);
 		f->written = b;
 		f->writing = NULL;
 		uv_async_send(&f->wake);
+		/* the loop answers the batch's reports meanwhile */
+		uv_mutex_unlock(&f->mu);
+		housekeeping(f, &last_prune);
+		uv_mutex_lock(&f->mu);
 	}
 	uv_mutex_unlock(&f->mu);
 }

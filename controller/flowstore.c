@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -37,6 +38,7 @@ static const char schema[] =
 	" dir INTEGER NOT NULL, verdict INTEGER NOT NULL, rule INTEGER NOT NULL,"
 	" local INTEGER NOT NULL, remote INTEGER NOT NULL, ifname TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS events_at ON events (at_ms);"
+	"CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS node_stats (node INTEGER PRIMARY KEY,"
 	" last_report_ms INTEGER NOT NULL, reports INTEGER NOT NULL, summaries INTEGER NOT NULL,"
 	" rejected INTEGER NOT NULL, summaries_dropped INTEGER NOT NULL,"
@@ -50,6 +52,8 @@ enum {
 	S_EVENT,
 	S_STATS,
 	S_NODE,
+	S_ROLLUP,
+	S_META_SET,
 	S_NR,
 };
 
@@ -75,13 +79,27 @@ static const char *const stmt_sql[S_NR] = {
 		    " kernel_flows_not_counted = excluded.kernel_flows_not_counted,"
 		    " agent_started_ms = excluded.agent_started_ms",
 	[S_NODE] = "INSERT OR IGNORE INTO nodes VALUES (?1, ?2)",
+	/* WHERE true: SQLite's upsert after a SELECT needs a WHERE to parse */
+	[S_ROLLUP] = "INSERT INTO flows_1h SELECT bucket - bucket % 3600, node, src, dst, proto, port,"
+		     " dir, verdict, rule, sum(packets), sum(bytes), min(first_ms), max(last_ms),"
+		     " max(revision) FROM flows_1m WHERE bucket >= ?1 AND bucket < ?2 AND true"
+		     " GROUP BY 1, node, src, dst, proto, port, dir, verdict, rule"
+		     " ON CONFLICT DO UPDATE SET packets = packets + excluded.packets,"
+		     " bytes = bytes + excluded.bytes, first_ms = min(first_ms, excluded.first_ms),"
+		     " last_ms = max(last_ms, excluded.last_ms),"
+		     " revision = max(revision, excluded.revision)",
+	[S_META_SET] = "INSERT INTO meta VALUES (?1, ?2) ON CONFLICT DO UPDATE SET v = excluded.v",
 };
 
 struct ctl_flowstore {
 	sqlite3 *db;
 	char path[4096];
 	sqlite3_stmt *stmt[S_NR];
+	int64_t rolled_upto; /* writer: minutes before this are in flows_1h */
 };
+
+/* The columns a flow row is read with, from either table. */
+#define COLS "bucket, node, src, dst, proto, port, dir, verdict, rule, packets, bytes, first_ms, last_ms, revision"
 
 static int fail(struct ctl_flowstore *st, int rc, struct bh_error *err, const char *what)
 {
@@ -96,6 +114,34 @@ static int exec(struct ctl_flowstore *st, const char *sql, struct bh_error *err,
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 
 	return rc == SQLITE_OK ? 0 : fail(st, rc, err, what);
+}
+
+/* A meta value, -1 when absent or unreadable. */
+static int64_t meta_get(struct ctl_flowstore *st, const char *key)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT v FROM meta WHERE k = ?1", -1, &s, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			v = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int step_reset(sqlite3_stmt *s);
+
+static int meta_set(struct ctl_flowstore *st, const char *key, int64_t v, struct bh_error *err)
+{
+	int rc;
+
+	sqlite3_bind_text(st->stmt[S_META_SET], 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->stmt[S_META_SET], 2, v);
+	rc = step_reset(st->stmt[S_META_SET]);
+	return rc == SQLITE_OK ? 0 : fail(st, rc, err, "writing meta");
 }
 
 int ctl_flowstore_open(const char *dir, bool readonly, struct ctl_flowstore **out,
@@ -154,6 +200,17 @@ int ctl_flowstore_open(const char *dir, bool readonly, struct ctl_flowstore **ou
 			ret = fail(st, rc, err, "preparing a statement");
 			goto out;
 		}
+	}
+	/* batches of tens of thousands of rows into a table of millions: keep its index pages */
+	if ((ret = exec(st, "PRAGMA cache_size = -65536", err, "setting up")))
+		goto out;
+	/* a new store has nothing to roll up before now */
+	if ((st->rolled_upto = meta_get(st, "rolled_upto")) < 0) {
+		time_t now = time(NULL);
+
+		st->rolled_upto = (int64_t)now - (int64_t)now % 60;
+		if ((ret = meta_set(st, "rolled_upto", st->rolled_upto, err)))
+			goto out;
 	}
 out:
 	if (ret) {
@@ -240,11 +297,36 @@ static int put_stats(sqlite3_stmt *s, const struct ctl_flow_node_stats *n)
 	return step_reset(s);
 }
 
+/* The tables' key order, so that a batch's upserts walk the B-tree in order. */
+static int row_cmp(const void *a, const void *b)
+{
+	const struct ctl_flow_key *x = &((const struct ctl_flow_row *)a)->k;
+	const struct ctl_flow_key *y = &((const struct ctl_flow_row *)b)->k;
+
+	if (x->bucket != y->bucket)
+		return x->bucket < y->bucket ? -1 : 1;
+#define CMP(f)                                                                                    \
+	if (x->f != y->f)                                                                         \
+		return x->f < y->f ? -1 : 1;
+	CMP(node)
+	CMP(src)
+	CMP(dst)
+	CMP(proto)
+	CMP(port)
+	CMP(dir)
+	CMP(verdict)
+	CMP(rule)
+#undef CMP
+	return 0;
+}
+
 int ctl_flowstore_write(struct ctl_flowstore *st, const struct ctl_flow_batch *b,
 			struct bh_error *err)
 {
 	int rc = SQLITE_OK, ret;
 
+	if (b->n_rows > 1)
+		qsort(b->rows, b->n_rows, sizeof(*b->rows), row_cmp);
 	if ((ret = exec(st, "BEGIN IMMEDIATE", err, "writing")))
 		return ret;
 	for (size_t i = 0; i < b->n_names && rc == SQLITE_OK; i++) {
@@ -256,7 +338,8 @@ int ctl_flowstore_write(struct ctl_flowstore *st, const struct ctl_flow_batch *b
 		const struct ctl_flow_row *r = &b->rows[i];
 
 		rc = put_row(st->stmt[S_UPSERT_1M], r, r->k.bucket);
-		if (rc == SQLITE_OK)
+		/* late: its minute was rolled up already */
+		if (rc == SQLITE_OK && r->k.bucket < st->rolled_upto)
 			rc = put_row(st->stmt[S_UPSERT_1H], r, r->k.bucket - r->k.bucket % 3600);
 	}
 	for (size_t i = 0; i < b->n_events && rc == SQLITE_OK; i++)
@@ -271,6 +354,33 @@ int ctl_flowstore_write(struct ctl_flowstore *st, const struct ctl_flow_batch *b
 		return ret;
 	}
 	return 0;
+}
+
+int64_t ctl_flowstore_rollup(struct ctl_flowstore *st, int64_t now_s, struct bh_error *err)
+{
+	int64_t closed = now_s - CTL_FLOWS_ROLLUP_GRACE_S, n;
+	int rc, ret;
+
+	closed -= closed % 60;
+	if (closed <= st->rolled_upto)
+		return 0;
+	if ((ret = exec(st, "BEGIN IMMEDIATE", err, "rolling up")))
+		return ret;
+	sqlite3_bind_int64(st->stmt[S_ROLLUP], 1, st->rolled_upto);
+	sqlite3_bind_int64(st->stmt[S_ROLLUP], 2, closed);
+	rc = step_reset(st->stmt[S_ROLLUP]);
+	n = sqlite3_changes(st->db);
+	if (rc != SQLITE_OK || (ret = meta_set(st, "rolled_upto", closed, err))) {
+		ret = rc != SQLITE_OK ? fail(st, rc, err, "rolling up") : ret;
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	if ((ret = exec(st, "COMMIT", err, "rolling up"))) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	st->rolled_upto = closed;
+	return n;
 }
 
 int64_t ctl_flowstore_prune(struct ctl_flowstore *st, int64_t now_s, uint32_t minute_keep_s,
@@ -291,7 +401,12 @@ int64_t ctl_flowstore_prune(struct ctl_flowstore *st, int64_t now_s, uint32_t mi
 		int rc = sqlite3_prepare_v2(st->db, sql[i], -1, &s, NULL);
 
 		if (rc == SQLITE_OK) {
-			sqlite3_bind_int64(s, 1, now_s - (i == 0 ? minute_keep_s : keep_s));
+			int64_t cut = now_s - (i == 0 ? minute_keep_s : keep_s);
+
+			/* a minute goes only once it is in its hour */
+			if (i == 0 && cut > st->rolled_upto)
+				cut = st->rolled_upto;
+			sqlite3_bind_int64(s, 1, cut);
 			rc = sqlite3_step(s);
 		}
 		sqlite3_finalize(s);
@@ -336,14 +451,17 @@ int ctl_flowstore_query(struct ctl_flowstore *st, const struct ctl_flow_filter *
 	sqlite3_stmt *s = NULL;
 	int rc, ret = 0;
 
+	/* hours: the hour table, and the minutes not rolled up into it yet (?6) */
 	snprintf(sql, sizeof(sql),
 		 "SELECT node, src, dst, proto, port, dir, verdict, rule, sum(packets), sum(bytes),"
-		 " min(first_ms), max(last_ms), max(revision) FROM %s"
-		 " WHERE bucket >= ?1 AND (?2 = 0 OR node = ?2) AND (?3 = 0 OR port = ?3)"
+		 " min(first_ms), max(last_ms), max(revision) FROM (%s)"
+		 " WHERE (?2 = 0 OR node = ?2) AND (?3 = 0 OR port = ?3)"
 		 " AND (?4 = 0 OR proto = ?4) AND (?5 = 0 OR verdict = ?5)"
 		 " GROUP BY node, src, dst, proto, port, dir, verdict, rule"
 		 " ORDER BY max(last_ms) DESC",
-		 f->hourly ? "flows_1h" : "flows_1m");
+		 f->hourly ? "SELECT " COLS " FROM flows_1h WHERE bucket >= ?1 UNION ALL SELECT " COLS
+			     " FROM flows_1m WHERE bucket >= ?6"
+			   : "SELECT " COLS " FROM flows_1m WHERE bucket >= ?1");
 	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		int64_t since = f->since_s - f->since_s % (f->hourly ? 3600 : 60);
@@ -353,6 +471,11 @@ int ctl_flowstore_query(struct ctl_flowstore *st, const struct ctl_flow_filter *
 		sqlite3_bind_int64(s, 3, f->port);
 		sqlite3_bind_int(s, 4, f->proto);
 		sqlite3_bind_int(s, 5, f->verdict);
+		if (f->hourly) {
+			int64_t r = meta_get(st, "rolled_upto");
+
+			sqlite3_bind_int64(s, 6, r > since ? r : since);
+		}
 	}
 	while (rc == SQLITE_OK && !ret && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct ctl_flow_row r = {
@@ -467,12 +590,21 @@ int ctl_flowstore_rule_hits(struct ctl_flowstore *st, int64_t since_s,
 	sqlite3_stmt *s = NULL;
 	int rc, ret = 0;
 
-	rc = sqlite3_prepare_v2(st->db,
-				"SELECT rule, sum(packets), count(*), max(last_ms) FROM flows_1h"
-				" WHERE bucket >= ?1 GROUP BY rule",
-				-1, &s, NULL);
-	if (rc == SQLITE_OK)
+	/* flow records per node and hour: the hour table and the minutes not rolled up yet */
+	rc = sqlite3_prepare_v2(
+		st->db,
+		"SELECT rule, sum(p), count(*), max(l) FROM (SELECT bucket - bucket % 3600 AS h,"
+		" node, src, dst, proto, port, dir, verdict, rule, sum(packets) AS p,"
+		" max(last_ms) AS l FROM (SELECT " COLS " FROM flows_1h WHERE bucket >= ?1 UNION ALL"
+		" SELECT " COLS " FROM flows_1m WHERE bucket >= ?2)"
+		" GROUP BY h, node, src, dst, proto, port, dir, verdict, rule) GROUP BY rule",
+		-1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		int64_t r = meta_get(st, "rolled_upto");
+
 		sqlite3_bind_int64(s, 1, since_s - since_s % 3600);
+		sqlite3_bind_int64(s, 2, r > since_s ? r : since_s);
+	}
 	while (rc == SQLITE_OK && !ret && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		ret = cb((uint32_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1),
 			 (uint64_t)sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3), ctx);

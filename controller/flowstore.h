@@ -4,10 +4,14 @@
  * (STATE_DIR/flows.db), apart from the policy store so that a flood of flow writes never holds a
  * policy change back, and pruning never bloats it.
  *
- * Tables: flows_1m (one row per minute and flow key), flows_1h (the same rolled up to the hour,
- * written in the same transaction), events (deny events with addresses and ports), node_stats (what
- * each node's reports said about themselves) and nodes (node name <-> number). Retention: minute
- * rows, hour rows and events each have their own age limit (ctl_flowstore_prune).
+ * Tables: flows_1m (one row per minute and flow key), flows_1h (the same rolled up to the hour),
+ * events (deny events with addresses and ports), node_stats (what each node's reports said about
+ * themselves), nodes (node name <-> number) and meta. Writes go to flows_1m only; once a minute is
+ * closed (CTL_FLOWS_ROLLUP_GRACE_S after its end) ctl_flowstore_rollup() adds it to flows_1h in one
+ * sorted pass, and meta's rolled_upto says up to where. A late row, for a minute already rolled up,
+ * is written to both. Reads that want hours take flows_1h and the minutes not rolled up yet, so
+ * nothing is counted twice or missed. Retention: minute rows (never before they are rolled up),
+ * hour rows and events each have their own age limit (ctl_flowstore_prune).
  *
  * A flow store connection belongs to one thread. The daemon has two: a writer (its ingestion
  * thread) and a reader (the loop thread, for queries); SQLite's WAL lets the reader read while the
@@ -23,6 +27,9 @@
 #include "bulkhead/error.h"
 
 #define CTL_FLOWS_FILE "flows.db"
+/* A minute is rolled up to its hour this long after it ended: reports of it arriving later (an
+ * agent's 10 s export, a slow commit) are still cheap minute upserts. */
+#define CTL_FLOWS_ROLLUP_GRACE_S 120
 
 /* One flow counter key: what a FlowSummary says, in a minute (bucket: Unix seconds, a multiple of
  * 60), as seen by one node (its number in the store). */
@@ -78,7 +85,7 @@ struct ctl_flow_node_name {
 
 /* Everything one write commits, all or nothing. */
 struct ctl_flow_batch {
-	const struct ctl_flow_row *rows;
+	struct ctl_flow_row *rows; /* any order: the write sorts them (in place) by table key */
 	size_t n_rows;
 	const struct ctl_flow_event *events;
 	size_t n_events;
@@ -97,9 +104,14 @@ int ctl_flowstore_open(const char *dir, bool readonly, struct ctl_flowstore **ou
 /* Takes NULL. */
 void ctl_flowstore_close(struct ctl_flowstore *st);
 
-/* Commits a batch in one transaction: each row is added to its minute and to its hour. */
+/* Commits a batch in one transaction: each row is added to its minute (and to its hour when that
+ * minute was rolled up already). */
 int ctl_flowstore_write(struct ctl_flowstore *st, const struct ctl_flow_batch *b,
 			struct bh_error *err);
+
+/* Rolls every closed minute (ended CTL_FLOWS_ROLLUP_GRACE_S before now_s) not rolled up yet into
+ * flows_1h. Returns the number of minute rows rolled up, or a negative errno. */
+int64_t ctl_flowstore_rollup(struct ctl_flowstore *st, int64_t now_s, struct bh_error *err);
 
 /* Removes minute rows older than now - minute_keep_s, hour rows and events older than
  * now - keep_s. Returns the number of rows removed, or a negative errno. */
