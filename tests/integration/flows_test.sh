@@ -196,6 +196,21 @@ fleet_cli flows --verdict maybe >/dev/null 2>&1
 out=$(fleet_cli flows --to db-1 2>&1)
 grep -q "^LAST-SEEN" <<<"$out" && grep -q "would-deny" <<<"$out" && ok "table output" || not_ok "table output" "$out"
 
+# --follow: flows as reports arrive
+fleet_cli flows --follow -o json --to web-1 --port icmp/8 >"$STATE/follow.out" 2>&1 &
+follow_pid=$!
+sleep 1
+ping_n client web 2
+if wait_eq 15 yes eval 'grep -q "\"packets\":4" "$STATE/follow.out" && echo yes'; then
+	ok "flows --follow prints the new ping's flow (4 packets) as its report arrives"
+else
+	not_ok "flows --follow" "$(head -c 400 "$STATE/follow.out")"
+fi
+kill "$follow_pid" 2>/dev/null
+wait "$follow_pid" 2>/dev/null
+n=$(jq -s 'length' "$STATE/follow.out" 2>/dev/null)
+[ "${n:-0}" -ge 2 ] && ok "...one JSON object per line (history first: $n lines)" || not_ok "follow output is JSON lines" "$n"
+
 # deny events: addresses and ports
 ev=$(flows "[.events[] | select(.verdict == \"denied\" and .src_address == \"${FLEET_ADDR4[client]}\" and
 	.dst_address == \"${FLEET_ADDR4[api]}\")] | length" --events)
@@ -208,10 +223,10 @@ sleep 3 # drained into the agent's spool, which cannot send
 spooled=$(status web flow_summaries_spooled)
 [ "${spooled:-0}" -ge 1 ] && ok "controller down: web's agent spools ($spooled summaries)" || not_ok "agent spools" "$spooled"
 fleet_controller_start || not_ok "controller restarts"
-if wait_eq 30 16 packets web allowed icmp 8 ingress; then
-	ok "controller back: the 10 packets made meanwhile arrive (16 in all)"
+if wait_eq 30 20 packets web allowed icmp 8 ingress; then
+	ok "controller back: the 10 packets made meanwhile arrive (20 in all)"
 else
-	not_ok "controller back: 16 packets" "got $(packets web allowed icmp 8 ingress)"
+	not_ok "controller back: 20 packets" "got $(packets web allowed icmp 8 ingress)"
 fi
 [ "$(packets api denied icmp 8 ingress)" = 2 ] && ok "controller restart: the history is kept" ||
 	not_ok "controller restart: history kept"
@@ -277,8 +292,8 @@ now=$(($(date +%s) * 1000))
 # ---- rule hits --------------------------------------------------------------------------------------
 h=$(fleet_cli get policies --hits -o json 2>&1)
 rule() { jq -r ".[] | select(.policy == \"$1\") | .rules[] | select(.rule == \"$2\") | .$3" <<<"$h"; }
-[ "$(rule web-from-clients "ingress allow rule 0" packets)" = 16 ] &&
-	ok "get policies --hits: web-from-clients' allow rule decided the 16 ping packets" ||
+[ "$(rule web-from-clients "ingress allow rule 0" packets)" = 20 ] &&
+	ok "get policies --hits: web-from-clients' allow rule decided the 20 ping packets" ||
 	not_ok "rule hits: web-from-clients" "$h"
 [ "$(rule api-guard "ingress deny rule 0" packets)" = 2 ] && [ "$(rule api-guard "ingress allow rule 0" unused)" = true ] &&
 	ok "api-guard: its deny rule hit 2 packets; its allow rule (web -> api) is marked unused" ||
@@ -304,7 +319,7 @@ m=$(curl -sf "http://127.0.0.1:$FLEET_MPORT/metrics")
 	not_ok "controller metrics" "$(grep -v '^#' <<<"$m" | tr '\n' ' ')"
 m=$(ip netns exec "$(fleet_ns web)" curl -sf http://127.0.0.1:9465/metrics)
 [ "$(v 'bulkhead_agent_revision')" = "$(fleet_cli revisions -o json | jq '.[] | select(.current) | .revision')" ] &&
-	[ "$(v 'bulkhead_agent_packets_total{verdict="allowed"}')" -ge 16 ] &&
+	[ "$(v 'bulkhead_agent_packets_total{verdict="allowed"}')" -ge 20 ] &&
 	[ "$(v 'bulkhead_agent_connected')" = 1 ] && grep -q '^bulkhead_agent_map_entries{map="policy"}' <<<"$m" &&
 	grep -q '^bulkhead_agent_datapath_events_lost_total{reason="rate-limit"}' <<<"$m" &&
 	ok "agent metrics (in the node's namespace): revision, packets by verdict, maps, events lost" ||
