@@ -21,7 +21,7 @@
 #define AGENT_EPS_MAX		4096 /* endpoints of one node (one report) */
 #define AGENT_METRICS_DEFAULT	    "127.0.0.1:9465" /* in the datapath's namespace */
 #define AGENT_FLOW_INTERVAL_DEFAULT 10	   /* s between two exports of the flow counters */
-#define AGENT_FLOW_SPOOL_DEFAULT    100000 /* summaries kept while the controller is away */
+#define AGENT_FLOW_SPOOL_DEFAULT    262144 /* summaries kept: 4 drains of a default flow map */
 #define AGENT_FLOW_EVENTS_DEFAULT   1000   /* deny events kept likewise */
 
 /* One endpoint the node protects (`endpoints:` in the file). */

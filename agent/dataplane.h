@@ -115,7 +115,7 @@ int agent_dp_info(struct agent_dp *dp, struct agent_dp_info *info);
 int agent_dp_stats(struct agent_dp *dp, uint64_t stats[BH_STAT_NR]);
 
 /* Drains the flow counters: calls cb for every flow counted since the last drain, then forgets
- * it (batched lookup-and-delete, up to 256 flows a batch). cb returning non-zero stops the drain
+ * it (batched lookup-and-delete, up to 4096 flows a batch). cb returning non-zero stops the drain
  * after the current batch, every flow of which is still delivered (the rest stays for the next
  * drain). Returns the number of flows drained or a negative errno (flows delivered before an
  * error are gone from the map). */
