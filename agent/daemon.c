@@ -991,11 +991,14 @@ static void job_done(struct agent_job *aj)
 		done_client(d, j);
 		goto out;
 	}
-	if (transport_failure(j->status) && j->kind != JOB_RENEW) {
+	/* a flow report that timed out says the flow store is slow, not that the controller is
+	 * gone: it only holds flow reports back (done_flows), never the policy watch */
+	if (transport_failure(j->status) && j->kind != JOB_RENEW &&
+	    !(j->kind == JOB_FLOWS && j->status == ST(DEADLINE_EXCEEDED))) {
 		conn_failed(d, job_names[j->kind], j->msg);
 		goto out;
 	}
-	if (j->kind != JOB_RENEW)
+	if (j->kind != JOB_RENEW && !(j->kind == JOB_FLOWS && transport_failure(j->status)))
 		conn_ok(d);
 	switch (j->kind) {
 	case JOB_HELLO:
@@ -1037,7 +1040,8 @@ static void kick(struct daemon *d)
 		return;
 	if (!d->client || d->client_stale) {
 		/* the client is replaced only when no call is using it */
-		if (!d->unary_busy && !d->watch_busy && (j = job_new(d, JOB_CLIENT)))
+		if (!d->unary_busy && !d->watch_busy && !d->flows_busy &&
+		    (j = job_new(d, JOB_CLIENT)))
 			job_post(d, j);
 		return;
 	}

@@ -24,6 +24,8 @@
 #define PENDING_EVENTS_MAX 200000
 #define PACKETS_MAX	   1000000000000ull /* in one summary: 1e12 (a 10-second drain at 100 Gpps) */
 #define BYTES_PER_PACKET   (1u << 20) /* a GSO/BIG TCP super-packet is at most 512 KiB */
+#define BYTES_MAX	   (1ull << 44) /* in one summary: 16 TiB (10 s at 14 Tbit/s) */
+#define COUNT_CAP	   (1ull << 53) /* a stored count saturates here (flowstore.c's CAP) */
 #define FUTURE_SLACK_MS	   (5 * 60 * 1000) /* an agent's clock ahead of ours by more is clamped */
 #define QUERY_LIMIT_DEF	   1000
 #define QUERY_LIMIT_MAX	   100000
@@ -87,8 +89,10 @@ static int agg_add(struct agg *a, const struct ctl_flow_row *r)
 		a->n++;
 		return 0;
 	}
-	s->v.packets += r->v.packets;
-	s->v.bytes += r->v.bytes;
+	/* saturating: a hostile agent repeating a key cannot wrap a count (the store caps too) */
+	s->v.packets = s->v.packets + r->v.packets < COUNT_CAP ? s->v.packets + r->v.packets
+							       : COUNT_CAP;
+	s->v.bytes = s->v.bytes + r->v.bytes < COUNT_CAP ? s->v.bytes + r->v.bytes : COUNT_CAP;
 	if (r->v.first_ms < s->v.first_ms)
 		s->v.first_ms = r->v.first_ms;
 	if (r->v.last_ms > s->v.last_ms)
@@ -220,7 +224,7 @@ static int64_t now_ms(void)
 
 static const char *node_name(const struct ctl_flows *f, uint32_t id)
 {
-	return id && id <= f->n_names ? f->names[id - 1] : "?";
+	return id && id <= f->n_names && f->names[id - 1] ? f->names[id - 1] : "?";
 }
 
 static uint32_t node_id(const struct ctl_flows *f, const char *name)
@@ -228,30 +232,32 @@ static uint32_t node_id(const struct ctl_flows *f, const char *name)
 	return (uint32_t)(uintptr_t)bh_smap_get(&f->node_ids, name);
 }
 
+/* names[id - 1] = name; numbers between the last known and id stay holes (NULL). */
 static int node_remember(struct ctl_flows *f, uint32_t id, const char *name)
 {
 	char *dup = strdup(name);
 
-	if (!dup || GROW(f->names, f->n_names, f->cap_names)) {
-		free(dup);
-		return -ENOMEM;
+	if (!dup || !id || id > UINT32_MAX / 2)
+		goto fail;
+	while (f->n_names < id) {
+		if (GROW(f->names, f->n_names, f->cap_names))
+			goto fail;
+		f->names[f->n_names++] = NULL;
 	}
-	if (bh_smap_put(&f->node_ids, dup, (void *)(uintptr_t)id)) {
-		free(dup);
-		return -ENOMEM;
-	}
-	f->names[f->n_names++] = dup;
+	if (f->names[id - 1] || bh_smap_put(&f->node_ids, dup, (void *)(uintptr_t)id))
+		goto fail;
+	f->names[id - 1] = dup;
 	return 0;
+fail:
+	free(dup);
+	return -ENOMEM;
 }
 
 static int node_loaded(uint32_t id, const char *name, void *ctx)
 {
-	struct ctl_flows *f = ctx;
-
-	/* numbers are dense from 1: the store hands them out in order */
-	if (id != f->n_names + 1)
-		return -EINVAL;
-	return node_remember(f, id, name);
+	/* a number whose name was never committed is a hole: the next new node gets a number
+	 * above every known one, never a hole, so no history changes hands */
+	return node_remember(ctx, id, name);
 }
 
 /* The node's number, made (and queued for the store) on first sight. */
@@ -261,9 +267,9 @@ static uint32_t node_number(struct ctl_flows *f, const char *name)
 
 	if (id)
 		return id;
-	id = (uint32_t)f->n_names + 1;
-	if (node_remember(f, id, name) || GROW(f->pending->names, f->pending->n_names,
-					       f->pending->cap_names))
+	id = (uint32_t)f->n_names + 1; /* above every known number, holes included */
+	if (GROW(f->pending->names, f->pending->n_names, f->pending->cap_names) ||
+	    node_remember(f, id, name))
 		return 0;
 	f->pending->names[f->pending->n_names++] =
 		(struct ctl_flow_node_name){.node = id, .name = f->names[id - 1]};
@@ -386,6 +392,10 @@ static void on_written(uv_async_t *a)
 	if (b->rc) {
 		size_t n = 0;
 
+		/* the names this batch introduced go with the next one: their rows will */
+		for (size_t i = 0; i < b->n_names; i++)
+			if (!GROW(f->pending->names, f->pending->n_names, f->pending->cap_names))
+				f->pending->names[f->pending->n_names++] = b->names[i];
 		for (struct held_report *h = b->held; h; h = h->next)
 			n++;
 		f->n.batch_failures++;
@@ -479,10 +489,11 @@ static bool summary_check(const Bulkhead__FlowSummary *s, uint32_t node, int64_t
 		note(&nt->first_clamp, &nt->clamped, "packet count over 1e12");
 		clamped = true;
 	}
-	if (bytes / BYTES_PER_PACKET > packets) {
-		bytes = packets * BYTES_PER_PACKET;
+	if (bytes / BYTES_PER_PACKET > packets || bytes > BYTES_MAX) {
+		bytes = packets * BYTES_PER_PACKET < BYTES_MAX ? packets * BYTES_PER_PACKET
+							       : BYTES_MAX;
 		if (!clamped)
-			note(&nt->first_clamp, &nt->clamped, "over 1 MiB per packet");
+			note(&nt->first_clamp, &nt->clamped, "over 1 MiB per packet or 16 TiB");
 		clamped = true;
 	}
 	if (last > now + FUTURE_SLACK_MS) {
@@ -524,7 +535,9 @@ static bool event_check(const Bulkhead__DenyEvent *e, uint32_t node, int64_t now
 
 	if ((alen != 4 && alen != 16) || e->dst_address.len != alen || e->src_port > 65535 ||
 	    e->dst_port > 65535 || e->protocol > 255 || !verdict_from_wire(e->verdict) ||
-	    e->direction > 1 || e->at_ms < oldest_ms || e->at_ms > now + FUTURE_SLACK_MS)
+	    (e->direction != BULKHEAD__DIRECTION__DIRECTION_INGRESS &&
+	     e->direction != BULKHEAD__DIRECTION__DIRECTION_EGRESS) ||
+	    e->at_ms < oldest_ms || e->at_ms > now + FUTURE_SLACK_MS)
 		return false;
 	*out = (struct ctl_flow_event){
 		.at_ms = e->at_ms,
@@ -556,6 +569,17 @@ static struct ctl_flow_node_stats *stats_of(struct batch *b, uint32_t node)
 	return &b->stats[b->n_stats++];
 }
 
+/* An agent's text, safe for a log line: at most 63 bytes, control characters as '?'. */
+static const char *printable(const char *in, char *out, size_t len)
+{
+	size_t i = 0;
+
+	for (; in[i] && i + 1 < len && i < 63; i++)
+		out[i] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
 static void h_report_flows(struct bh_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	const Bulkhead__FlowReport *rq = (const void *)req;
@@ -569,9 +593,11 @@ static void h_report_flows(struct bh_rpc_call *call, const ProtobufCMessage *req
 
 	f->n.reports++;
 	if (rq->node[0] && strcmp(rq->node, peer)) {
+		char claim[64];
+
 		bh_log(LOG_WARNING,
 		       "flows: node %s sent a report for node %s: refused, nothing stored", peer,
-		       rq->node);
+		       printable(rq->node, claim, sizeof(claim)));
 		bh_rpc_reply(call, ST(PERMISSION_DENIED), NULL,
 			     "this certificate is node %s's; it may not report for node %s", peer,
 			     rq->node);
@@ -1111,9 +1137,10 @@ static int query_start(struct ctl_flows *f, struct bh_rpc_call *call, const Bulk
 	return 0;
 }
 
-static void query_answer(struct bh_rpc_call *call, struct query *qq)
+/* seq: what a follow continues after (the newest committed row, for a history query). */
+static void query_answer(struct bh_rpc_call *call, struct query *qq, uint64_t seq)
 {
-	qq->out.seq = qq->f->seq;
+	qq->out.seq = seq;
 	bh_rpc_reply(call, ST(OK), &qq->out.base, NULL);
 	query_free(qq);
 }
@@ -1128,15 +1155,26 @@ struct follower {
 };
 
 /* Rows committed after after_seq that match; 0 rows: nothing to answer yet. */
-static size_t follow_collect(struct ctl_flows *f, struct query *qq, uint64_t after)
+/* Rows committed after after that match; 0 rows: nothing to answer yet. *last: the sequence
+ * number the answer covers up to (the last row taken when the limit cut it short). */
+static size_t follow_collect(struct ctl_flows *f, struct query *qq, uint64_t after,
+			     uint64_t *last)
 {
-	uint64_t from = after + 1;
+	uint64_t from = after < f->seq ? after + 1 : f->seq + 1;
 
 	if (f->seq >= RING && from < f->seq - RING + 1)
 		from = f->seq - RING + 1; /* older ones were overwritten */
-	for (uint64_t s = from; s <= f->seq; s++)
-		if (add_row(&f->ring[s % RING].r, qq))
+	*last = f->seq;
+	for (uint64_t s = from; s <= f->seq; s++) {
+		const struct ring_ent *e = &f->ring[s % RING];
+
+		if (e->seq != s)
+			continue;
+		if (add_row(&e->r, qq)) {
+			*last = s - 1; /* s did not fit: the next call starts there */
 			break;
+		}
+	}
 	return qq->out.n_flows;
 }
 
@@ -1170,6 +1208,7 @@ static void follow_check(struct ctl_flows *f, bool timeouts_only)
 	while (*pp) {
 		struct follower *w = *pp;
 		struct query qq;
+		uint64_t last;
 		bool expired = now >= w->deadline;
 
 		if (timeouts_only && !expired) {
@@ -1181,13 +1220,13 @@ static void follow_check(struct ctl_flows *f, bool timeouts_only)
 			follower_free(w);
 			continue;
 		}
-		if (!follow_collect(f, &qq, w->q->after_seq) && !expired) {
+		if (!follow_collect(f, &qq, w->q->after_seq, &last) && !expired) {
 			query_free(&qq);
 			pp = &w->next;
 			continue;
 		}
 		*pp = w->next;
-		query_answer(w->call, &qq);
+		query_answer(w->call, &qq, last);
 		follower_free(w);
 	}
 }
@@ -1218,9 +1257,10 @@ static void h_query_flows(struct bh_rpc_call *call, const ProtobufCMessage *req,
 		return;
 	if (q->follow) {
 		struct follower *w;
+		uint64_t last;
 
-		if (follow_collect(f, &qq, q->after_seq) || !q->wait_ms) {
-			query_answer(call, &qq);
+		if (follow_collect(f, &qq, q->after_seq, &last) || !q->wait_ms) {
+			query_answer(call, &qq, last);
 			return;
 		}
 		query_free(&qq);
@@ -1261,7 +1301,7 @@ static void h_query_flows(struct bh_rpc_call *call, const ProtobufCMessage *req,
 		query_free(&qq);
 		return;
 	}
-	query_answer(call, &qq);
+	query_answer(call, &qq, f->seq);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -1289,8 +1329,7 @@ int ctl_flows_init(struct ctl *c, const struct ctl_flows_opts *o, struct bh_erro
 	    (rc = ctl_flowstore_open(c->dir, true, &f->reader, err)))
 		return rc;
 	if ((rc = ctl_flowstore_nodes(f->reader, node_loaded, f, err)))
-		return rc == -EINVAL ? bh_error_set(err, rc, "flow store: node numbers not dense")
-				     : bh_error_set(err, rc, "flow store: loading nodes");
+		return bh_error_set(err, rc, "flow store: loading nodes");
 	if ((rc = uv_async_init(c->loop, &f->wake, on_written)))
 		return bh_error_set(err, -ENOMEM, "flows: %s", uv_strerror(rc));
 	uv_timer_init(c->loop, &f->follow_timer);
@@ -1382,7 +1421,6 @@ void ctl_flows_counters(const struct ctl *c, struct ctl_flows_counters *out)
 		return;
 	*out = f->n;
 	out->pending_rows = f->pending->agg.n;
-	out->store_bytes = ctl_flowstore_size(f->reader);
 }
 
 int ctl_flows_rule_hits(const struct ctl *c, int64_t since_s,

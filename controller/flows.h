@@ -39,7 +39,6 @@ void ctl_flows_fini(struct ctl *c);
 struct ctl_flows_counters {
 	uint64_t reports, summaries, clamped, rejected, refused_busy;
 	uint64_t pending_rows, batches, batch_failures;
-	int64_t store_bytes;
 };
 void ctl_flows_counters(const struct ctl *c, struct ctl_flows_counters *out);
 

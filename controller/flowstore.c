@@ -58,10 +58,15 @@ enum {
 	S_NR,
 };
 
+/* A row's counts saturate at 2^53: sums of rows can then not overflow SQLite's 64-bit integers
+ * (reads use total() besides), whatever agents send. */
+#define CAP "9007199254740992"
+
 #define UPSERT(T)                                                                                 \
 	"INSERT INTO " T " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"   \
-	" ON CONFLICT DO UPDATE SET packets = packets + excluded.packets,"                        \
-	" bytes = bytes + excluded.bytes, first_ms = min(first_ms, excluded.first_ms),"           \
+	" ON CONFLICT DO UPDATE SET packets = min(packets + excluded.packets, " CAP "),"          \
+	" bytes = min(bytes + excluded.bytes, " CAP "),"                                          \
+	" first_ms = min(first_ms, excluded.first_ms),"                                           \
 	" last_ms = max(last_ms, excluded.last_ms), revision = max(revision, excluded.revision)"
 
 static const char *const stmt_sql[S_NR] = {
@@ -87,8 +92,9 @@ static const char *const stmt_sql[S_NR] = {
 	[S_ROLLUP] = "INSERT INTO flows_1h SELECT ?2, node, src, dst, proto, port, dir, verdict, rule,"
 		     " packets, bytes, first_ms, last_ms, revision FROM flows_1m WHERE bucket = ?1"
 		     " AND true ORDER BY node, src, dst, proto, port, dir, verdict, rule"
-		     " ON CONFLICT DO UPDATE SET packets = packets + excluded.packets,"
-		     " bytes = bytes + excluded.bytes, first_ms = min(first_ms, excluded.first_ms),"
+		     " ON CONFLICT DO UPDATE SET packets = min(packets + excluded.packets, " CAP "),"
+		     " bytes = min(bytes + excluded.bytes, " CAP "),"
+		     " first_ms = min(first_ms, excluded.first_ms),"
 		     " last_ms = max(last_ms, excluded.last_ms),"
 		     " revision = max(revision, excluded.revision)",
 	[S_META_SET] = "INSERT INTO meta VALUES (?1, ?2) ON CONFLICT DO UPDATE SET v = excluded.v",
@@ -426,8 +432,10 @@ int64_t ctl_flowstore_prune(struct ctl_flowstore *st, int64_t now_s, uint32_t mi
 		}
 		removed += sqlite3_changes(st->db);
 	}
-	if ((ret = exec(st, "COMMIT", err, "pruning")))
+	if ((ret = exec(st, "COMMIT", err, "pruning"))) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return ret;
+	}
 	return removed;
 }
 
@@ -462,14 +470,15 @@ int ctl_flowstore_query(struct ctl_flowstore *st, const struct ctl_flow_filter *
 
 	/* hours: the hour table, and the minutes not rolled up into it yet (?6) */
 	snprintf(sql, sizeof(sql),
-		 "SELECT node, src, dst, proto, port, dir, verdict, rule, sum(packets), sum(bytes),"
+		 "SELECT node, src, dst, proto, port, dir, verdict, rule, total(packets), total(bytes),"
 		 " min(first_ms), max(last_ms), max(revision) FROM (%s)"
 		 " WHERE (?2 = 0 OR node = ?2) AND (?3 = 0 OR port = ?3)"
 		 " AND (?4 = 0 OR proto = ?4) AND (?5 = 0 OR verdict = ?5)"
 		 " GROUP BY node, src, dst, proto, port, dir, verdict, rule"
 		 " ORDER BY max(last_ms) DESC",
 		 f->hourly ? "SELECT " COLS " FROM flows_1h WHERE bucket >= ?1 UNION ALL SELECT " COLS
-			     " FROM flows_1m WHERE bucket >= ?6"
+			     " FROM flows_1m WHERE bucket >= max(?6, (SELECT v FROM meta WHERE k ="
+			     " 'rolled_upto'))"
 			   : "SELECT " COLS " FROM flows_1m WHERE bucket >= ?1");
 	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc == SQLITE_OK) {
@@ -480,11 +489,10 @@ int ctl_flowstore_query(struct ctl_flowstore *st, const struct ctl_flow_filter *
 		sqlite3_bind_int64(s, 3, f->port);
 		sqlite3_bind_int(s, 4, f->proto);
 		sqlite3_bind_int(s, 5, f->verdict);
-		if (f->hourly) {
-			int64_t r = meta_get(st, "rolled_upto");
-
-			sqlite3_bind_int64(s, 6, r > since ? r : since);
-		}
+		/* rolled_upto is read in the statement's own snapshot: a rollup committing
+		 * meanwhile cannot make a minute count in both tables */
+		if (f->hourly)
+			sqlite3_bind_int64(s, 6, since);
 	}
 	while (rc == SQLITE_OK && !ret && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct ctl_flow_row r = {
@@ -602,17 +610,16 @@ int ctl_flowstore_rule_hits(struct ctl_flowstore *st, int64_t since_s,
 	/* flow records per node and hour: the hour table and the minutes not rolled up yet */
 	rc = sqlite3_prepare_v2(
 		st->db,
-		"SELECT rule, sum(p), count(*), max(l) FROM (SELECT bucket - bucket % 3600 AS h,"
-		" node, src, dst, proto, port, dir, verdict, rule, sum(packets) AS p,"
+		"SELECT rule, total(p), count(*), max(l) FROM (SELECT bucket - bucket % 3600 AS h,"
+		" node, src, dst, proto, port, dir, verdict, rule, total(packets) AS p,"
 		" max(last_ms) AS l FROM (SELECT " COLS " FROM flows_1h WHERE bucket >= ?1 UNION ALL"
-		" SELECT " COLS " FROM flows_1m WHERE bucket >= ?2)"
+		" SELECT " COLS " FROM flows_1m WHERE bucket >= max(?2, (SELECT v FROM meta WHERE"
+		" k = 'rolled_upto')))"
 		" GROUP BY h, node, src, dst, proto, port, dir, verdict, rule) GROUP BY rule",
 		-1, &s, NULL);
-	if (rc == SQLITE_OK) {
-		int64_t r = meta_get(st, "rolled_upto");
-
+	if (rc == SQLITE_OK) { /* rolled_upto read in the statement's snapshot, as above */
 		sqlite3_bind_int64(s, 1, since_s - since_s % 3600);
-		sqlite3_bind_int64(s, 2, r > since_s ? r : since_s);
+		sqlite3_bind_int64(s, 2, since_s);
 	}
 	while (rc == SQLITE_OK && !ret && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		ret = cb((uint32_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1),
@@ -623,19 +630,4 @@ int ctl_flowstore_rule_hits(struct ctl_flowstore *st, int64_t since_s,
 	if (ret)
 		return ret;
 	return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : fail(st, rc, err, "reading rule hits");
-}
-
-int64_t ctl_flowstore_size(struct ctl_flowstore *st)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t size = -1;
-
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT page_count * page_size FROM pragma_page_count(),"
-			       " pragma_page_size()",
-			       -1, &s, NULL) == SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		size = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return size;
 }

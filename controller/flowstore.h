@@ -155,7 +155,4 @@ int ctl_flowstore_rule_hits(struct ctl_flowstore *st, int64_t since_s,
 				      int64_t last_ms, void *ctx),
 			    void *ctx, struct bh_error *err);
 
-/* Bytes the database file takes (pages in use and free). */
-int64_t ctl_flowstore_size(struct ctl_flowstore *st);
-
 #endif

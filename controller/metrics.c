@@ -66,7 +66,9 @@ static void render(struct bh_metrics_buf *b, void *ctx)
 	family(b, "bulkhead_controller_flow_reports_total", BH_METRIC_COUNTER,
 	       "Flow reports received from agents.", f.reports);
 	bh_metrics_family(b, "bulkhead_controller_flow_summaries_total", BH_METRIC_COUNTER,
-			  "Flow summaries received, by outcome (stored ones include clamped).");
+			  "Flow summaries received, by outcome: stored (clamped ones included; counted "
+			  "when accepted, so a report resent after a failed commit counts again), "
+			  "clamped, rejected.");
 	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"outcome", "stored"}), f.summaries);
 	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"outcome", "clamped"}), f.clamped);
 	bh_metrics_sample_u64(b, BH_METRIC_LABELS({"outcome", "rejected"}), f.rejected);
@@ -77,7 +79,7 @@ static void render(struct bh_metrics_buf *b, void *ctx)
 	family(b, "bulkhead_controller_flow_pending_rows", BH_METRIC_GAUGE,
 	       "Aggregated flow rows waiting for the ingestion thread.", f.pending_rows);
 	family(b, "bulkhead_controller_flow_batches_total", BH_METRIC_COUNTER,
-	       "Batches committed to the flow store.", f.batches);
+	       "Batches handed to the flow store's ingestion thread.", f.batches);
 	family(b, "bulkhead_controller_flow_batch_failures_total", BH_METRIC_COUNTER,
 	       "Batches the flow store failed to commit (their reports were answered with an "
 	       "error and are resent).",

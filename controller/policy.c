@@ -1357,8 +1357,11 @@ static void h_get(struct bh_rpc_call *call, const ProtobufCMessage *req, void *a
 			l.hits = &hits;
 			l.hits_window_s = ctl_flows_retention(c);
 			if (ctl_flows_rule_hits(c, time(NULL) - (time_t)l.hits_window_s, hit_cb,
-						&hits, &err))
-				bh_log(LOG_WARNING, "rule hits: %s", err.msg);
+						&hits, &err)) {
+				/* no hits rather than wrong ones: every rule would look unused */
+				bh_log(LOG_WARNING, "rule hits unavailable: %s", err.msg);
+				l.hits = NULL;
+			}
 			err.code = 0;
 			err.msg[0] = '\0';
 		}

@@ -179,6 +179,11 @@ static int get_policies(struct cli *c, const Bulkhead__ObjectList *l)
 		snprintf(hits, sizeof(hits), "%" PRIu64, packets);
 		hit_time(last_ms, last, sizeof(last));
 		snprintf(unused, sizeof(unused), "%zu/%zu", n_unused, o->n_rule_hits);
+		if (!o->hits_window_s) { /* the controller could not read them: not "unused" */
+			snprintf(hits, sizeof(hits), "-");
+			snprintf(last, sizeof(last), "-");
+			snprintf(unused, sizeof(unused), "-");
+		}
 		if (cli_json_get_str(o->json, "mode", mode, sizeof(mode)))
 			snprintf(mode, sizeof(mode), "?");
 		if (cli_table_add(t, row)) {

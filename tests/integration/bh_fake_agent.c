@@ -12,7 +12,8 @@
  *       sends one ReportFlows of N summaries (destination ports 1..N, TCP, ingress, allowed),
  *       with node=NAME (the report's node field), packets=P, bytes=B, rule=R, src=ID, dst=ID,
  *       verdict=V (wire number), age=S (last seen S seconds ago), future=S (S seconds ahead),
- *       events=E (deny events); prints "stored S clamped C rejected R"
+ *       events=E (deny events), same=1 (every summary the same flow key);
+ *       prints "stored S clamped C rejected R"
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ static int flows(struct bh_rpc_client *c, int argc, char **argv, char *msg, size
 		s[i].src_identity = (uint32_t)opt(argc, argv, "src", 2);
 		s[i].dst_identity = (uint32_t)opt(argc, argv, "dst", 1);
 		s[i].protocol = 6;
-		s[i].port = (uint32_t)(i % 65535 + 1);
+		s[i].port = opt(argc, argv, "same", 0) ? 1 : (uint32_t)(i % 65535 + 1);
 		s[i].direction = BULKHEAD__DIRECTION__DIRECTION_INGRESS;
 		s[i].verdict = (Bulkhead__FlowVerdict)opt(argc, argv, "verdict", 1);
 		s[i].rule_id = (uint32_t)opt(argc, argv, "rule", 5);

@@ -291,6 +291,14 @@ last=$(flows "[.flows[] | select(.src_identity == 778) | .last_seen_ms][0]" --no
 now=$(($(date +%s) * 1000))
 [ -n "$last" ] && [ "$last" -le $((now + 1000)) ] && ok "stored future: last seen now, not tomorrow" || not_ok "future stored as now" "$last vs $now"
 
+# counts that would overflow: 10,000 summaries of one key at the packet cap, in two minutes
+"$FAKE" "$STATE/agent-web" flows 10000 same=1 packets=1000000000000 bytes=99999999999999999 src=781 >/dev/null 2>&1
+"$FAKE" "$STATE/agent-web" flows 10000 same=1 packets=1000000000000 bytes=99999999999999999 src=781 age=120 >/dev/null 2>&1
+n=$(flows "[.flows[] | select(.src_identity == 781) | .packets] | add" --node "$web")
+fleet_cli flows >/dev/null 2>&1 && [ "$n" = 18014398509481984 ] &&
+	ok "a key repeated past any sane count saturates at 2^53 a row; queries still work" ||
+	not_ok "saturating counts" "$n; $(fleet_cli flows 2>&1 | head -2)"
+
 # ---- rule hits --------------------------------------------------------------------------------------
 h=$(fleet_cli get policies --hits -o json 2>&1)
 rule() { jq -r ".[] | select(.policy == \"$1\") | .rules[] | select(.rule == \"$2\") | .$3" <<<"$h"; }
