@@ -37,6 +37,24 @@ uint64_t bh_mono_ns_to_unix_ns(uint64_t mono_ns)
 	return mono_ns > now_mono ? now_real : now_real - (now_mono - mono_ns);
 }
 
+int bh_grow(void **v, size_t *cap, size_t want, size_t size)
+{
+	size_t nc;
+	void *nv;
+
+	if (want <= *cap)
+		return 0;
+	nc = *cap ? *cap * 2 : 16;
+	while (nc < want)
+		nc *= 2;
+	nv = realloc(*v, nc * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
 int bh_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;

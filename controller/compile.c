@@ -20,30 +20,8 @@
 #include <string.h>
 
 #include "bulkhead/smap.h"
+#include "bulkhead/util.h"
 #include "compile.h"
-
-/* ---- growable arrays ------------------------------------------------------------------------- */
-
-static int grow(void **v, size_t *cap, size_t want, size_t size)
-{
-	size_t nc;
-	void *nv;
-
-	if (want <= *cap)
-		return 0;
-	nc = *cap ? *cap * 2 : 16;
-	while (nc < want)
-		nc *= 2;
-	nv = realloc(*v, nc * size);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = nc;
-	return 0;
-}
-
-#define PUSH(arr, n, cap, item)                                                                   \
-	(grow((void **)&(arr), &(cap), (n) + 1, sizeof(*(arr))) ? -ENOMEM : ((arr)[(n)++] = (item), 0))
 
 /* ---- the compiler's state ------------------------------------------------------------------- */
 
@@ -139,7 +117,7 @@ static int num_log(struct ctl_compiler *c, int what, uint32_t id, const char *te
 	struct ctl_numbering_change ch = {.what = what, .id = id, .text = text,
 					  .unused_since = since};
 
-	return PUSH(c->num, c->n_num, c->cap_num, ch);
+	return BH_PUSH(c->num, c->n_num, c->cap_num, ch);
 }
 
 static struct ident *ident_new(struct ctl_compiler *c, uint32_t id, const char *text)
@@ -513,7 +491,7 @@ static int wl_unlink(struct ctl_compiler *c, struct wl *w)
 		ident_drop_wl(w->ident, w);
 	w->ident = NULL;
 	for (size_t i = 0; i < w->doc.workload.n_addrs; i++) {
-		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
+		if (BH_PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
 			return -ENOMEM;
 		addr_key(&w->doc.workload.addrs[i], k, sizeof(k));
 		if (bh_smap_get(&c->addrs, k) == w)
@@ -527,11 +505,11 @@ static int wl_link(struct ctl_compiler *c, struct wl *w)
 	struct node *n = node_get(c, w->doc.workload.node);
 	char k[64];
 
-	if (!n || PUSH(n->wls, n->n_wls, n->cap_wls, w))
+	if (!n || BH_PUSH(n->wls, n->n_wls, n->cap_wls, w))
 		return -ENOMEM;
 	n->dirty = true;
 	for (size_t i = 0; i < w->doc.workload.n_addrs; i++) {
-		if (PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
+		if (BH_PUSH(c->moved, c->n_moved, c->cap_moved, w->doc.workload.addrs[i]))
 			return -ENOMEM;
 		addr_key(&w->doc.workload.addrs[i], k, sizeof(k));
 		if (bh_smap_put(&c->addrs, k, w))
@@ -774,7 +752,7 @@ static int resolve_peers(struct ctl_compiler *c, const struct ctl_rule *r, uint3
 					 : !i->cidr && ctl_selector_matches(&pe->sel, &i->labels);
 
 			if (m) {
-				if (PUSH(v, k, cap, i->id)) {
+				if (BH_PUSH(v, k, cap, i->id)) {
 					free(v);
 					return -ENOMEM;
 				}
@@ -881,7 +859,7 @@ static int emit_group(uint32_t local, const struct raw *g, size_t n, struct ctl_
 			best = g[i].rule_id;
 	if (best || g[0].proto == 0) {
 		r.rule_id = best ? best : g[0].rule_id;
-		return PUSH(*out, *nout, *cap, r);
+		return BH_PUSH(*out, *nout, *cap, r);
 	}
 	if (n > 64) {
 		/* many ranges on one group: merge by sweeping without the boundary table */
@@ -913,7 +891,7 @@ static int emit_group(uint32_t local, const struct raw *g, size_t n, struct ctl_
 				r.port = (uint16_t)cur_lo;
 				r.end_port = cur_hi == cur_lo ? 0 : (uint16_t)cur_hi;
 				r.rule_id = cur_id;
-				if (PUSH(*out, *nout, *cap, r))
+				if (BH_PUSH(*out, *nout, *cap, r))
 					return -ENOMEM;
 			}
 			open = id != 0;
@@ -925,7 +903,7 @@ static int emit_group(uint32_t local, const struct raw *g, size_t n, struct ctl_
 			r.port = (uint16_t)cur_lo;
 			r.end_port = cur_hi == cur_lo ? 0 : (uint16_t)cur_hi;
 			r.rule_id = cur_id;
-			if (PUSH(*out, *nout, *cap, r))
+			if (BH_PUSH(*out, *nout, *cap, r))
 				return -ENOMEM;
 		}
 	}
@@ -943,7 +921,7 @@ sweep: {
 		r.port = (uint16_t)lo;
 		r.end_port = hi == lo ? 0 : (uint16_t)hi;
 		r.rule_id = id;
-		if (PUSH(*out, *nout, *cap, r))
+		if (BH_PUSH(*out, *nout, *cap, r))
 			return -ENOMEM;
 		if (i < n) {
 			lo = g[i].lo;
@@ -981,7 +959,7 @@ static int ident_compile(struct ctl_compiler *c, struct ident *i)
 
 		if (!ctl_selector_matches(&p->doc.policy.sel, &i->labels))
 			continue;
-		if (PUSH(eff, neff, ceff, p))
+		if (BH_PUSH(eff, neff, ceff, p))
 			goto out;
 		if (p->doc.policy.mode == CTL_ENFORCE)
 			any_enforce = true;
@@ -1046,7 +1024,7 @@ static int ident_compile(struct ctl_compiler *c, struct ident *i)
 							} else {
 								w.any_port = true;
 							}
-							if (PUSH(raw, nraw, craw, w))
+							if (BH_PUSH(raw, nraw, craw, w))
 								goto out;
 						}
 					}
@@ -1127,7 +1105,7 @@ static int ipc_add_wls(struct ctl_cipc **v, size_t *n, size_t *cap, const struct
 			struct ctl_cipc e = {.prefix = i->wls[k]->doc.workload.addrs[a],
 					     .identity = i->id};
 
-			if (PUSH(*v, *n, *cap, e))
+			if (BH_PUSH(*v, *n, *cap, e))
 				return -ENOMEM;
 		}
 	return 0;
@@ -1166,7 +1144,7 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 			ep->def_verdict[d] = i->def_verdict[d];
 			ep->def_rule[d] = i->def_rule[d];
 		}
-		if (PUSH(ids, nids, cids, i))
+		if (BH_PUSH(ids, nids, cids, i))
 			goto out;
 	}
 	if (o.n_eps > 1) /* qsort() takes no NULL, even for 0 elements */
@@ -1179,13 +1157,13 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 			continue;
 		if (!ids[k]->n_rules)
 			continue;
-		if (grow((void **)&o.rules, &cap_r, o.n_rules + ids[k]->n_rules, sizeof(*o.rules)))
+		if (bh_grow((void **)&o.rules, &cap_r, o.n_rules + ids[k]->n_rules, sizeof(*o.rules)))
 			goto out;
 		memcpy(o.rules + o.n_rules, ids[k]->rules, ids[k]->n_rules * sizeof(*o.rules));
 		o.n_rules += ids[k]->n_rules;
 		for (size_t r = 0; r < ids[k]->n_rules; r++)
 			if (ids[k]->rules[r].remote &&
-			    PUSH(refs, nrefs, cap_refs, ids[k]->rules[r].remote))
+			    BH_PUSH(refs, nrefs, cap_refs, ids[k]->rules[r].remote))
 				goto out;
 	}
 	if (nrefs)
@@ -1220,7 +1198,7 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 			if (j->cidr && ctl_prefix_contains(&i->prefix, &j->prefix)) {
 				struct ctl_cipc x = {.prefix = j->prefix, .identity = j->id};
 
-				if (PUSH(o.ipc, o.n_ipc, cap_i, x))
+				if (BH_PUSH(o.ipc, o.n_ipc, cap_i, x))
 					goto out;
 			} else if (!j->cidr) {
 				for (size_t w = 0; w < j->n_wls; w++)
@@ -1232,7 +1210,7 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 								     .identity = j->id};
 
 						if (ctl_prefix_contains(&i->prefix, p) &&
-						    PUSH(o.ipc, o.n_ipc, cap_i, x))
+						    BH_PUSH(o.ipc, o.n_ipc, cap_i, x))
 							goto out;
 					}
 			}
@@ -1357,12 +1335,12 @@ static int resolve_workloads(struct ctl_compiler *c)
 		if (w->ident != i) {
 			/* its addresses now carry another identity wherever CIDRs list them */
 			for (size_t a = 0; a < w->doc.workload.n_addrs; a++)
-				if (PUSH(c->moved, c->n_moved, c->cap_moved,
+				if (BH_PUSH(c->moved, c->n_moved, c->cap_moved,
 					 w->doc.workload.addrs[a]))
 					return -ENOMEM;
 			if (w->ident)
 				ident_drop_wl(w->ident, w);
-			if (PUSH(i->wls, i->n_wls, i->cap_wls, w))
+			if (BH_PUSH(i->wls, i->n_wls, i->cap_wls, w))
 				return -ENOMEM;
 			i->dirty = true;
 			w->ident = i;
@@ -1440,7 +1418,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 			if (num_log(c, CTL_NUM_IDENTITY_PUT, j->id, j->text, j->unused_since))
 				return -ENOMEM;
 		} else if (!used && now - j->unused_since >= (time_t)c->grace_s) {
-			if (PUSH(gone, ngone, cgone, j))
+			if (BH_PUSH(gone, ngone, cgone, j))
 				return -ENOMEM;
 		}
 	}
@@ -1503,7 +1481,7 @@ static int update(struct ctl_compiler *c, time_t now, bool all)
 			continue;
 		if ((rc = node_compose(c, n, &changed)))
 			break;
-		if (changed && PUSH(c->changed_nodes, c->n_changed_nodes, c->cap_changed_nodes,
+		if (changed && BH_PUSH(c->changed_nodes, c->n_changed_nodes, c->cap_changed_nodes,
 				    (const char *)n->name)) {
 			rc = -ENOMEM;
 			break;
@@ -1671,7 +1649,7 @@ void ctl_node_delta_free(struct ctl_node_delta *d)
 }
 
 /* Merge-walks two sorted arrays: what only a has goes to del, what only b has to add. */
-#define DIFF(A, NA, B, NB, CMP, ADD, NADD, DEL, NDEL)                                             	do {                                                                                      		size_t i_ = 0, j_ = 0, ca_ = 0, cd_ = 0;                                          		while (i_ < (NA) || j_ < (NB)) {                                                  			int r_ = i_ == (NA) ? 1 : j_ == (NB) ? -1 : CMP(&(A)[i_], &(B)[j_]);      			if (r_ < 0) {                                                             				if (PUSH(DEL, NDEL, cd_, (A)[i_]))                                					goto nomem;                                               				i_++;                                                             			} else if (r_ > 0) {                                                      				if (PUSH(ADD, NADD, ca_, (B)[j_]))                                					goto nomem;                                               				j_++;                                                             			} else {                                                                  				i_++;                                                             				j_++;                                                             			}                                                                         		}                                                                                 	} while (0)
+#define DIFF(A, NA, B, NB, CMP, ADD, NADD, DEL, NDEL)                                             	do {                                                                                      		size_t i_ = 0, j_ = 0, ca_ = 0, cd_ = 0;                                          		while (i_ < (NA) || j_ < (NB)) {                                                  			int r_ = i_ == (NA) ? 1 : j_ == (NB) ? -1 : CMP(&(A)[i_], &(B)[j_]);      			if (r_ < 0) {                                                             				if (BH_PUSH(DEL, NDEL, cd_, (A)[i_]))                                					goto nomem;                                               				i_++;                                                             			} else if (r_ > 0) {                                                      				if (BH_PUSH(ADD, NADD, ca_, (B)[j_]))                                					goto nomem;                                               				j_++;                                                             			} else {                                                                  				i_++;                                                             				j_++;                                                             			}                                                                         		}                                                                                 	} while (0)
 
 static int cep_full_cmp(const struct ctl_cep *a, const struct ctl_cep *b)
 {

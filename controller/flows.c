@@ -156,25 +156,6 @@ static bool batch_empty(const struct batch *b)
 	return !b->agg.n && !b->n_events && !b->n_stats && !b->n_names && !b->held;
 }
 
-#define GROW(v, n, cap)                                                                           \
-	((n) < (cap) ? 0                                                                          \
-		     : grow((void **)&(v), &(cap), sizeof(*(v)), (n) + 1) ? -ENOMEM : 0)
-
-static int grow(void **v, size_t *cap, size_t size, size_t want)
-{
-	size_t nc = *cap ? *cap * 2 : 16;
-	void *p;
-
-	while (nc < want)
-		nc *= 2;
-	p = realloc(*v, nc * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = nc;
-	return 0;
-}
-
 /* ---- the module ----------------------------------------------------------------------------- */
 
 struct ring_ent {
@@ -239,11 +220,9 @@ static int node_remember(struct ctl_flows *f, uint32_t id, const char *name)
 
 	if (!dup || !id || id > UINT32_MAX / 2)
 		goto fail;
-	while (f->n_names < id) {
-		if (GROW(f->names, f->n_names, f->cap_names))
+	while (f->n_names < id)
+		if (BH_PUSH(f->names, f->n_names, f->cap_names, NULL))
 			goto fail;
-		f->names[f->n_names++] = NULL;
-	}
 	if (f->names[id - 1] || bh_smap_put(&f->node_ids, dup, (void *)(uintptr_t)id))
 		goto fail;
 	f->names[id - 1] = dup;
@@ -268,7 +247,8 @@ static uint32_t node_number(struct ctl_flows *f, const char *name)
 	if (id)
 		return id;
 	id = (uint32_t)f->n_names + 1; /* above every known number, holes included */
-	if (GROW(f->pending->names, f->pending->n_names, f->pending->cap_names) ||
+	if (bh_grow((void **)&f->pending->names, &f->pending->cap_names, f->pending->n_names + 1,
+		    sizeof(*f->pending->names)) ||
 	    node_remember(f, id, name))
 		return 0;
 	f->pending->names[f->pending->n_names++] =
@@ -394,8 +374,8 @@ static void on_written(uv_async_t *a)
 
 		/* the names this batch introduced go with the next one: their rows will */
 		for (size_t i = 0; i < b->n_names; i++)
-			if (!GROW(f->pending->names, f->pending->n_names, f->pending->cap_names))
-				f->pending->names[f->pending->n_names++] = b->names[i];
+			(void)BH_PUSH(f->pending->names, f->pending->n_names,
+				      f->pending->cap_names, b->names[i]);
 		for (struct held_report *h = b->held; h; h = h->next)
 			n++;
 		f->n.batch_failures++;
@@ -563,10 +543,9 @@ static struct ctl_flow_node_stats *stats_of(struct batch *b, uint32_t node)
 	for (size_t i = 0; i < b->n_stats; i++)
 		if (b->stats[i].node == node)
 			return &b->stats[i];
-	if (GROW(b->stats, b->n_stats, b->cap_stats))
+	if (BH_PUSH(b->stats, b->n_stats, b->cap_stats, ((struct ctl_flow_node_stats){.node = node})))
 		return NULL;
-	b->stats[b->n_stats] = (struct ctl_flow_node_stats){.node = node};
-	return &b->stats[b->n_stats++];
+	return &b->stats[b->n_stats - 1];
 }
 
 /* An agent's text, safe for a log line: at most 63 bytes, control characters as '?'. */
@@ -652,11 +631,8 @@ static void h_report_flows(struct bh_rpc_call *call, const ProtobufCMessage *req
 			events_bad++;
 			continue;
 		}
-		if (GROW(f->pending->events, f->pending->n_events, f->pending->cap_events)) {
+		if (BH_PUSH(f->pending->events, f->pending->n_events, f->pending->cap_events, e))
 			events_bad++;
-			continue;
-		}
-		f->pending->events[f->pending->n_events++] = e;
 	}
 	st->last_report_ms = now;
 	st->reports++;
@@ -797,10 +773,7 @@ static bool id_set_has(const struct id_set *s, uint32_t id)
 
 static int id_set_add(struct id_set *s, uint32_t id)
 {
-	if (GROW(s->v, s->n, s->cap))
-		return -ENOMEM;
-	s->v[s->n++] = id;
-	return 0;
+	return BH_PUSH(s->v, s->n, s->cap, id);
 }
 
 struct sel_ctx {

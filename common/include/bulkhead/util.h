@@ -8,6 +8,14 @@
 
 #define BH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Makes room for want elements of size bytes in *v (capacity *cap, doubling from 16). Returns 0,
+ * or -ENOMEM with *v and *cap untouched. */
+int bh_grow(void **v, size_t *cap, size_t want, size_t size);
+/* Appends item to the growable array arr of n elements: 0, or -ENOMEM (arr unchanged). */
+#define BH_PUSH(arr, n, cap, item)                                                                \
+	(bh_grow((void **)&(arr), &(cap), (n) + 1, sizeof(*(arr))) ? -ENOMEM                      \
+								      : ((arr)[(n)++] = (item), 0))
+
 /* Monotonic and boot-time clocks in nanoseconds. Never fail. */
 uint64_t bh_now_mono_ns(void);
 uint64_t bh_now_boot_ns(void);
