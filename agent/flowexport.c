@@ -28,9 +28,6 @@ struct agent_flowx {
 	struct spooled_event *ev;
 	size_t ev_cap, ev_alloc, ev_head, ev_n;
 	struct agent_flowx_counters c;
-	/* a drain's clocks: the kernel stamps CLOCK_MONOTONIC, reports carry Unix time */
-	uint64_t mono_ns;
-	int64_t real_ms;
 };
 
 static int64_t real_ms(void)
@@ -89,10 +86,10 @@ static int ring_room(void **v, size_t *alloc, size_t cap, size_t n, size_t *head
 	return 0;
 }
 
-static int64_t wall_ms(const struct agent_flowx *x, uint64_t ns)
+/* The kernel stamps CLOCK_MONOTONIC; reports carry Unix time. */
+static int64_t wall_ms(uint64_t mono_ns)
 {
-	/* a stamp from the future (another clock) is taken as now */
-	return ns > x->mono_ns ? x->real_ms : x->real_ms - (int64_t)((x->mono_ns - ns) / 1000000);
+	return (int64_t)(bh_mono_ns_to_unix_ns(mono_ns) / 1000000);
 }
 
 static int drained(const struct agent_dp_flow *f, void *ctx)
@@ -120,8 +117,8 @@ static int drained(const struct agent_dp_flow *f, void *ctx)
 		.revision = *rev,
 		.packets = f->val.packets,
 		.bytes = f->val.bytes,
-		.first_ms = wall_ms(x, f->val.first_seen),
-		.last_ms = wall_ms(x, f->val.last_seen),
+		.first_ms = wall_ms(f->val.first_seen),
+		.last_ms = wall_ms(f->val.last_seen),
 	};
 	x->n++;
 	return 0;
@@ -131,8 +128,6 @@ int agent_flowx_drain(struct agent_flowx *x, struct agent_dp *dp, uint64_t revis
 {
 	void *a[2] = {x, &revision};
 
-	x->mono_ns = bh_now_mono_ns();
-	x->real_ms = real_ms();
 	return agent_dp_flows_drain(dp, drained, a);
 }
 
@@ -140,7 +135,6 @@ void agent_flowx_event(struct agent_flowx *x, const struct bh_event *e)
 {
 	struct spooled_event *s;
 
-	x->c.events_seen++;
 	if (x->ev_n == x->ev_cap || ring_room((void **)&x->ev, &x->ev_alloc, x->ev_cap, x->ev_n,
 					      &x->ev_head, sizeof(*x->ev))) {
 		x->c.events_dropped++;
@@ -148,9 +142,7 @@ void agent_flowx_event(struct agent_flowx *x, const struct bh_event *e)
 	}
 	s = &x->ev[(x->ev_head + x->ev_n) % x->ev_alloc];
 	s->e = *e;
-	x->mono_ns = bh_now_mono_ns();
-	x->real_ms = real_ms();
-	s->at_ms = wall_ms(x, e->ts);
+	s->at_ms = wall_ms(e->ts);
 	if (!if_indextoname(e->ifindex, s->ifname))
 		s->ifname[0] = '\0';
 	x->ev_n++;

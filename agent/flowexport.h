@@ -30,7 +30,6 @@ struct agent_flowx_counters {
 	uint64_t sent;		 /* stored by the controller */
 	uint64_t dropped;	 /* dropped: spool full, or refused by the controller */
 	uint64_t spooled;	 /* waiting now */
-	uint64_t events_seen;	 /* deny events read from the kernel */
 	uint64_t events_sent;
 	uint64_t events_dropped;
 	uint64_t reports;	 /* reports the controller took */
