@@ -64,6 +64,9 @@ int cli_table_add(struct cli_table *t, const char *const *cells);
 void cli_table_print(const struct cli_table *t, FILE *f);
 /* Takes NULL. */
 void cli_table_destroy(struct cli_table *t);
+/* Ends a table: prints it on stdout when it has rows, else the line empty on stderr, and
+ * destroys it. A NULL t (a failed create or add) says "out of memory" and returns 1; else 0. */
+int cli_table_finish(struct cli_table *t, size_t rows, const char *empty);
 
 /* Writes text on stdout, adding a newline if it lacks one (nothing for NULL or ""). */
 void cli_print_text(const char *text);

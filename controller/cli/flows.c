@@ -267,17 +267,8 @@ static int print_events_table(const Bulkhead__FlowList *l)
 			t = NULL;
 		}
 	}
-	if (!t) {
-		fprintf(stderr, "bulkhead: out of memory\n");
-		return 1;
-	}
 	printf("\ndeny events:\n");
-	if (l->n_events)
-		cli_table_print(t, stdout);
-	else
-		printf("none in the window\n");
-	cli_table_destroy(t);
-	return 0;
+	return cli_table_finish(t, l->n_events, "no deny event in the window");
 }
 
 static int print_stats_table(const Bulkhead__FlowList *l)
@@ -306,17 +297,8 @@ static int print_stats_table(const Bulkhead__FlowList *l)
 			t = NULL;
 		}
 	}
-	if (!t) {
-		fprintf(stderr, "bulkhead: out of memory\n");
-		return 1;
-	}
 	printf("\nreporting nodes:\n");
-	if (l->n_nodes)
-		cli_table_print(t, stdout);
-	else
-		printf("no node has reported flows yet\n");
-	cli_table_destroy(t);
-	return 0;
+	return cli_table_finish(t, l->n_nodes, "no node has reported flows yet");
 }
 
 static volatile sig_atomic_t interrupted;

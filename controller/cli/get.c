@@ -135,20 +135,6 @@ static void print_objects(struct cli *c, const Bulkhead__ObjectList *l)
 	}
 }
 
-static int table_done(struct cli_table *t, size_t rows, const char *what)
-{
-	if (!t) {
-		fprintf(stderr, "bulkhead get: out of memory\n");
-		return 1;
-	}
-	if (rows)
-		cli_table_print(t, stdout);
-	else
-		fprintf(stderr, "no %s\n", what);
-	cli_table_destroy(t);
-	return 0;
-}
-
 static const char *hit_time(int64_t ms, char *buf, size_t len)
 {
 	if (ms)
@@ -191,7 +177,7 @@ static int get_policies(struct cli *c, const Bulkhead__ObjectList *l)
 			t = NULL;
 		}
 	}
-	return table_done(t, l->n_objects, "policies");
+	return cli_table_finish(t, l->n_objects, "no policies");
 }
 
 /* --hits: a row per rule. */
@@ -243,7 +229,7 @@ static int get_hits(struct cli *c, const Bulkhead__ObjectList *l)
 				t = NULL;
 			}
 		}
-	return table_done(t, rows, "policy rules");
+	return cli_table_finish(t, rows, "no policy rules");
 }
 
 static int get_workloads(struct cli *c, const Bulkhead__ObjectList *l)
@@ -263,7 +249,7 @@ static int get_workloads(struct cli *c, const Bulkhead__ObjectList *l)
 			t = NULL;
 		}
 	}
-	return table_done(t, l->n_objects, "workloads");
+	return cli_table_finish(t, l->n_objects, "no workloads");
 }
 
 static const Bulkhead__Node *find_enrolled(const Bulkhead__NodeList *nl, const char *name)
@@ -424,7 +410,7 @@ static int get_nodes(struct cli *c, const Bulkhead__ObjectList *l, const char *n
 		if (node_row(t, n->name, NULL, n))
 			goto nomem;
 	}
-	rc = table_done(t, rows, "nodes");
+	rc = cli_table_finish(t, rows, "no nodes");
 	t = NULL;
 	goto out;
 nomem:
@@ -526,7 +512,7 @@ static int get_identities(struct cli *c, const char *id_text)
 		rc = 1;
 		goto out;
 	}
-	rc = table_done(t, rows, "identities");
+	rc = cli_table_finish(t, rows, "no identities");
 out:
 	protobuf_c_message_free_unpacked(&l->base, NULL);
 	return rc;

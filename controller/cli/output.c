@@ -152,6 +152,20 @@ void cli_table_print(const struct cli_table *t, FILE *f)
 		print_row(f, t, (const char *const *)&t->cells[r * t->ncols], widths);
 }
 
+int cli_table_finish(struct cli_table *t, size_t rows, const char *empty)
+{
+	if (!t) {
+		fprintf(stderr, "bulkhead: out of memory\n");
+		return 1;
+	}
+	if (rows)
+		cli_table_print(t, stdout);
+	else
+		fprintf(stderr, "%s\n", empty);
+	cli_table_destroy(t);
+	return 0;
+}
+
 void cli_table_destroy(struct cli_table *t)
 {
 	if (!t)
