@@ -38,6 +38,26 @@ static void dir_remove(void)
 		fprintf(stderr, "    could not remove %s\n", dir);
 }
 
+/* A new temp dir with a store: its writer and a reader connection. */
+static int stores_open(struct ctl_flowstore **w, struct ctl_flowstore **r)
+{
+	struct bh_error err = {0};
+
+	dir_make();
+	if (ctl_flowstore_open(dir, false, w, &err) || ctl_flowstore_open(dir, true, r, &err)) {
+		fprintf(stderr, "    open: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static void stores_close(struct ctl_flowstore *w, struct ctl_flowstore *r)
+{
+	ctl_flowstore_close(r);
+	ctl_flowstore_close(w);
+	dir_remove();
+}
+
 static struct ctl_flow_row row(int64_t bucket, uint32_t node, uint32_t src, uint16_t port,
 			       uint32_t rule, uint64_t packets)
 {
@@ -109,17 +129,13 @@ static struct sum hour_table(void)
 static int t_upserts_add_up(void)
 {
 	struct ctl_flowstore *w = NULL, *r = NULL;
-	struct bh_error err = {0};
 	struct ctl_flow_row a[] = {row(minute, 1, 256, 80, 300, 3), row(minute, 1, 257, 80, 300, 4)};
 	struct ctl_flow_row b[] = {row(minute, 1, 256, 80, 300, 10), row(minute, 2, 256, 80, 300, 1)};
 	struct sum s;
 	int rc = 1;
 
-	dir_make();
-	if (ctl_flowstore_open(dir, false, &w, &err) || ctl_flowstore_open(dir, true, &r, &err)) {
-		fprintf(stderr, "    open: %s\n", err.msg);
+	if (stores_open(&w, &r))
 		goto out;
-	}
 	if (write_rows(w, a, 2) || write_rows(w, b, 2))
 		goto out;
 	s = query(r, minute - 60, false, 0);
@@ -141,9 +157,7 @@ static int t_upserts_add_up(void)
 	}
 	rc = 0;
 out:
-	ctl_flowstore_close(r);
-	ctl_flowstore_close(w);
-	dir_remove();
+	stores_close(w, r);
 	return rc;
 }
 
@@ -159,11 +173,8 @@ static int t_rollup_once_and_late_rows(void)
 	int64_t n;
 	int rc = 1;
 
-	dir_make();
-	if (ctl_flowstore_open(dir, false, &w, &err) || ctl_flowstore_open(dir, true, &r, &err)) {
-		fprintf(stderr, "    open: %s\n", err.msg);
+	if (stores_open(&w, &r))
 		goto out;
-	}
 	/* a new store starts rolled up to now: pretend it began an hour ago by writing first,
 	 * then rolling up from a time when those minutes were closed */
 	if (write_rows(w, a, 3))
@@ -214,9 +225,7 @@ static int t_rollup_once_and_late_rows(void)
 	}
 	rc = 0;
 out:
-	ctl_flowstore_close(r);
-	ctl_flowstore_close(w);
-	dir_remove();
+	stores_close(w, r);
 	return rc;
 }
 
@@ -249,11 +258,8 @@ static int t_rule_hits_and_retention(void)
 	int64_t n;
 	int rc = 1;
 
-	dir_make();
-	if (ctl_flowstore_open(dir, false, &w, &err) || ctl_flowstore_open(dir, true, &r, &err)) {
-		fprintf(stderr, "    open: %s\n", err.msg);
+	if (stores_open(&w, &r))
 		goto out;
-	}
 	if (write_rows(w, a, 4))
 		goto out;
 	if (ctl_flowstore_rule_hits(r, now_s - 7 * 86400, hit_cb, &h, &err)) {
@@ -287,9 +293,7 @@ static int t_rule_hits_and_retention(void)
 	}
 	rc = 0;
 out:
-	ctl_flowstore_close(r);
-	ctl_flowstore_close(w);
-	dir_remove();
+	stores_close(w, r);
 	return rc;
 }
 
@@ -330,11 +334,8 @@ static int t_events_and_stats(void)
 
 	memcpy(e.saddr, (uint8_t[]){198, 18, 10, 11}, 4);
 	memcpy(e.daddr, (uint8_t[]){198, 18, 10, 13}, 4);
-	dir_make();
-	if (ctl_flowstore_open(dir, false, &w, &err) || ctl_flowstore_open(dir, true, &r, &err)) {
-		fprintf(stderr, "    open: %s\n", err.msg);
+	if (stores_open(&w, &r))
 		goto out;
-	}
 	for (int i = 0; i < 2; i++) {
 		struct ctl_flow_batch b = {.events = &e, .n_events = 1, .stats = &st[i], .n_stats = 1,
 					   .names = names, .n_names = 1};
@@ -362,9 +363,7 @@ static int t_events_and_stats(void)
 	}
 	rc = 0;
 out:
-	ctl_flowstore_close(r);
-	ctl_flowstore_close(w);
-	dir_remove();
+	stores_close(w, r);
 	return rc;
 }
 
