@@ -101,6 +101,16 @@ uint64_t bench_now_ns(void);
 
 /* Median of v[0..n-1] (sorts v). n must be > 0. */
 double bench_median(double *v, size_t n);
+/* Sorts v[0..n-1] ascending. */
+void bench_sort(double *v, size_t n);
+/* Percentile p (0..1) of sorted v[0..n-1]; 0 for none. */
+double bench_pct(const double *v, size_t n, double p);
+
+/* Bounds the run: after secs the process prints "NOTE|STOPPED by the S s time limit during:
+ * PHASE" on stdout and exits 4. bench_phase() names (and logs) what it does from then on. Main
+ * thread. */
+void bench_alarm(unsigned int secs);
+void bench_phase(const char *what);
 
 /* Opens /run/netns/NAME (as `ip netns add` makes it). Returns the fd or a negative errno. */
 int bench_netns_open(const char *name);

@@ -110,7 +110,6 @@ static struct {
 	atomic_int errors; /* calls that failed (an agent tries again) */
 	pthread_mutex_t lock;
 	char first_error[300];
-	char alarm_msg[200];
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void note_error(const char *what, int i, const char *msg)
@@ -121,24 +120,6 @@ static void note_error(const char *what, int i, const char *msg)
 			 msg);
 	pthread_mutex_unlock(&G.lock);
 	atomic_fetch_add(&G.errors, 1);
-}
-
-/* The alarm's message names the phase: set before each one (main thread). */
-static void phase(const char *what)
-{
-	snprintf(G.alarm_msg, sizeof(G.alarm_msg),
-		 "NOTE|STOPPED by the %u s time limit during: %s\n", opt.alarm_s, what);
-	bench_log("%s", what);
-}
-
-static void on_alarm(int sig)
-{
-	ssize_t w;
-
-	(void)sig;
-	w = write(1, G.alarm_msg, strlen(G.alarm_msg));
-	(void)w;
-	_exit(4);
 }
 
 static void sleep_ms(unsigned int ms)
@@ -449,21 +430,6 @@ static int ready_in(int from, int to)
 	return up;
 }
 
-/* Percentile p (0..1) of sorted v[0..n-1]. */
-static double pct(const double *v, size_t n, double p)
-{
-	size_t k = (size_t)((double)n * p);
-
-	return v[k < n ? k : n - 1];
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Agents from .. from+count-1 each report a second endpoint (a new workload), one at a time:
  * the controller's cost of one report at this many workloads, without queueing. Returns how
@@ -485,8 +451,8 @@ static int report_probe(int from, int count, double *p50, double *max)
 		v[k] = ms_of(bench_now_ns() - c0);
 	}
 	if (k) {
-		qsort(v, (size_t)k, sizeof(double), dbl_cmp);
-		*p50 = pct(v, (size_t)k, 0.5);
+		bench_sort(v, (size_t)k);
+		*p50 = bench_pct(v, (size_t)k, 0.5);
 		*max = v[k - 1];
 	}
 	return k;
@@ -636,7 +602,7 @@ static double quiesce(void)
 	int target = atomic_load(&G.idle) + G.n * 95 / 100;
 	double c0 = proc_cpu_ms(opt.ctl_pid);
 
-	phase("waiting for the watches to expire and the controller to be quiet");
+	bench_phase("waiting for the watches to expire and the controller to be quiet");
 	while (atomic_load(&G.idle) < target && bench_now_ns() < dl && ctl_alive())
 		sleep_ms(50);
 	while (bench_now_ns() < dl && ctl_alive()) {
@@ -711,9 +677,9 @@ static int change_run(struct change *ch, const char *file, bool wait, bool only_
 			ch->woke_max = ms_of(a->woke_ns - t0);
 	}
 	if (k) {
-		qsort(lat, (size_t)k, sizeof(double), dbl_cmp);
-		ch->p50 = pct(lat, (size_t)k, 0.5);
-		ch->p99 = pct(lat, (size_t)k, 0.99);
+		bench_sort(lat, (size_t)k);
+		ch->p50 = bench_pct(lat, (size_t)k, 0.5);
+		ch->p99 = bench_pct(lat, (size_t)k, 0.99);
 		ch->max = lat[k - 1];
 		ch->after_return = last > t1 ? ms_of(last - t1) : -ms_of(t1 - last);
 	}
@@ -837,10 +803,9 @@ int main(int argc, char **argv)
 	n = opt.agents;
 	snprintf(sec, sizeof(sec), "%d agents", n);
 	/* whatever happens, the run ends */
-	signal(SIGALRM, on_alarm);
+	bench_alarm(opt.alarm_s);
 	signal(SIGPIPE, SIG_IGN);
-	phase("starting");
-	alarm(opt.alarm_s);
+	bench_phase("starting");
 	bh_log_init("bh_bench_fanout", LOG_WARNING);
 	/* every agent is one socket here (and one at the controller), plus what enrollment holds */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -860,7 +825,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	/* ---- enrollment ---- */
-	phase(bench_fmt("enrolling %d nodes (%d threads)", n, opt.threads));
+	bench_phase(bench_fmt("enrolling %d nodes (%d threads)", n, opt.threads));
 	t0 = bench_now_ns();
 	cpu0 = proc_cpu_ms(opt.ctl_pid);
 	pool_run(0, n, enroll_one);
@@ -873,11 +838,11 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < n; i++)
 		lat[i] = ms_of(G.a[i].enroll_ns);
-	qsort(lat, (size_t)n, sizeof(double), dbl_cmp);
+	bench_sort(lat, (size_t)n);
 	bench_row(sec, bench_fmt("enroll: agent_enroll() x %d, %d threads", n, opt.threads),
 		  bench_fmt("%.1f s, %.0f /s", enroll_s, n / enroll_s),
 		  bench_fmt("each p50 %.0f / p99 %.0f ms; controller CPU %.1f s",
-			    pct(lat, (size_t)n, 0.5), pct(lat, (size_t)n, 0.99), cpu0 / 1e3),
+			    bench_pct(lat, (size_t)n, 0.5), bench_pct(lat, (size_t)n, 0.99), cpu0 / 1e3),
 		  "-", "-", "-");
 
 	policy_write("p0.yaml", PORT_ALL, PORT_T3);
@@ -889,7 +854,7 @@ int main(int argc, char **argv)
 	me0 = proc_status(0, "VmRSS");
 
 	/* ---- connections, in batches: NNG 1.5.2 listens with a backlog of 128 ---- */
-	phase(bench_fmt("connecting %d agents in batches of %d", n, opt.batch));
+	bench_phase(bench_fmt("connecting %d agents in batches of %d", n, opt.batch));
 	drops0 = bench_listen_drops();
 	t0 = bench_now_ns();
 	for (int from = 0; from < n; from += opt.batch) {
@@ -929,7 +894,7 @@ int main(int argc, char **argv)
 	 * the controller O(workloads x nodes of the same identity) (see the late reports below),
 	 * which makes starting 10,000 agents take longer than the run may.
 	 */
-	phase(bench_fmt("%d endpoint reports (%d threads)", n, opt.threads));
+	bench_phase(bench_fmt("%d endpoint reports (%d threads)", n, opt.threads));
 	t0 = bench_now_ns();
 	cpu0 = proc_cpu_ms(opt.ctl_pid);
 	pool_run(0, n, report_one);
@@ -942,17 +907,17 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < n; i++)
 		lat[i] = ms_of(G.a[i].report_ns);
-	qsort(lat, (size_t)n, sizeof(double), dbl_cmp);
-	report_p50 = pct(lat, (size_t)n, 0.5);
+	bench_sort(lat, (size_t)n);
+	report_p50 = bench_pct(lat, (size_t)n, 0.5);
 	bench_row(
 		sec,
 		bench_fmt("report: %d ReportEndpoints, no policy yet, %d threads", n, opt.threads),
 		bench_fmt("%.1f s, %.0f /s", report_s, n / report_s),
 		bench_fmt("each p50 %.1f / p99 %.1f ms; controller CPU %.1f s", report_p50,
-			  pct(lat, (size_t)n, 0.99), cpu0 / 1e3),
+			  bench_pct(lat, (size_t)n, 0.99), cpu0 / 1e3),
 		"-", "-", "-");
 	pre_n = report_probe(PROBE_REPORTS, PROBE_REPORTS, &pre_p50, &pre_max);
-	phase("the first policy");
+	bench_phase("the first policy");
 	{
 		char path[4096], out[4096];
 		uint64_t a0, a1;
@@ -971,7 +936,7 @@ int main(int argc, char **argv)
 	}
 
 	/* ---- agents: first rule set (a snapshot), Ack, then a held Watch each ---- */
-	phase(bench_fmt("starting %d agents (Watch, Ack, Watch)", n));
+	bench_phase(bench_fmt("starting %d agents (Watch, Ack, Watch)", n));
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, opt.stack_kib * 1024);
 	t0 = bench_now_ns();
@@ -1036,24 +1001,24 @@ int main(int argc, char **argv)
 
 	/* ---- the changes, each once the controller is quiet ---- */
 	quiesce();
-	phase("a change to every agent");
+	bench_phase("a change to every agent");
 	if (change_run(&all, "p1.yaml", false, false))
 		printf("NOTE|%s: %d of %d agents acknowledged within %d s\n", all.what, all.acked,
 		       all.expected, ACK_WAIT_S);
 	herd_cpu = quiesce();
-	phase("a change to every agent, apply --wait");
+	bench_phase("a change to every agent, apply --wait");
 	if (change_run(&waited, "p2.yaml", true, false))
 		printf("NOTE|%s: %d of %d agents acknowledged within %d s (apply exit %d)\n",
 		       waited.what, waited.acked, waited.expected, ACK_WAIT_S, waited.rc);
 	quiesce();
-	phase("a change to tier=t3");
+	bench_phase("a change to tier=t3");
 	if (change_run(&t3, "p3.yaml", false, true))
 		printf("NOTE|%s: %d of %d agents acknowledged within %d s\n", t3.what, t3.acked,
 		       t3.expected, ACK_WAIT_S);
 
 	/* ---- the baseline: the same clients, one Watch at a time, answered at once ---- */
 	quiesce();
-	phase("baseline: sequential Watch round trips");
+	bench_phase("baseline: sequential Watch round trips");
 	{
 		uint64_t dl = bench_now_ns() + BASELINE_MAX_S * 1000000000ull, b0 = bench_now_ns();
 		char msg[256];
@@ -1076,14 +1041,14 @@ int main(int argc, char **argv)
 		if (base_n) {
 			/* scaled to every agent, if the time limit stopped it short */
 			base_ms = base_ms * done / base_n;
-			qsort(lat, (size_t)base_n, sizeof(double), dbl_cmp);
+			bench_sort(lat, (size_t)base_n);
 			bench_row(sec,
 				  bench_fmt("baseline: %d sequential Watch round trips%s", done,
 					    base_n < done ? " (scaled)" : ""),
 				  pf(base_ms, "ms"),
 				  bench_fmt("each p50 %.3f / p99 %.3f ms",
-					    pct(lat, (size_t)base_n, 0.5),
-					    pct(lat, (size_t)base_n, 0.99)),
+					    bench_pct(lat, (size_t)base_n, 0.5),
+					    bench_pct(lat, (size_t)base_n, 0.99)),
 				  "1.00x", "-", "-");
 		}
 	}
@@ -1091,7 +1056,7 @@ int main(int argc, char **argv)
 		base_ms = 1;
 
 	/* ---- reports with the policy in place: one new workload each, one at a time ---- */
-	phase("reports with the policy in place");
+	bench_phase("reports with the policy in place");
 	late_n = report_probe(0, PROBE_REPORTS, &late_p50, &late_max);
 	if (all.rev)
 		change_rows(sec, &all, base_ms, done);

@@ -143,7 +143,6 @@ static struct {
 	atomic_uint_fast64_t fresh_stored, repeat_stored, short_reports;
 	pthread_mutex_t lock;
 	char first_error[300];
-	char alarm_msg[200];
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void note_error(const struct agent *a, const char *what, const char *msg)
@@ -153,23 +152,6 @@ static void note_error(const struct agent *a, const char *what, const char *msg)
 		snprintf(G.first_error, sizeof(G.first_error), "%s, %s: %s", what, a->name, msg);
 	pthread_mutex_unlock(&G.lock);
 	atomic_fetch_add(&G.errors, 1);
-}
-
-static void phase(const char *what)
-{
-	snprintf(G.alarm_msg, sizeof(G.alarm_msg),
-		 "NOTE|STOPPED by the %u s time limit during: %s\n", opt.alarm_s, what);
-	bench_log("%s", what);
-}
-
-static void on_alarm(int sig)
-{
-	ssize_t w;
-
-	(void)sig;
-	w = write(1, G.alarm_msg, strlen(G.alarm_msg));
-	(void)w;
-	_exit(4);
 }
 
 static void sleep_s(double s)
@@ -186,21 +168,6 @@ static int64_t real_ms(void)
 
 	gettimeofday(&tv, NULL);
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Percentile p (0..1) of sorted v[0..n-1]; 0 for none. */
-static double pct(const double *v, size_t n, double p)
-{
-	size_t k = (size_t)((double)n * p);
-
-	return n ? v[k < n ? k : n - 1] : 0;
 }
 
 /* "1,234,567" */
@@ -643,10 +610,10 @@ static int run_case(enum mode m, double warm_s, double secs, struct result *res)
 	if (probe) {
 		atomic_store(&probe->stop, true);
 		pthread_join(probe->th, NULL);
-		qsort(probe->lat, probe->n, sizeof(double), dbl_cmp);
+		bench_sort(probe->lat, probe->n);
 		res->probe_n = probe->n;
-		res->probe_p50 = pct(probe->lat, probe->n, 0.5);
-		res->probe_p99 = pct(probe->lat, probe->n, 0.99);
+		res->probe_p50 = bench_pct(probe->lat, probe->n, 0.5);
+		res->probe_p99 = bench_pct(probe->lat, probe->n, 0.99);
 		free(probe);
 	}
 	t1 = bench_now_ns();
@@ -674,9 +641,9 @@ static int run_case(enum mode m, double warm_s, double secs, struct result *res)
 			if (G.w[i].done_ns[k] >= t0 && G.w[i].done_ns[k] <= t1)
 				lat[nl++] = (double)G.w[i].lat_ns[k] / 1e6;
 	if (lat) {
-		qsort(lat, nl, sizeof(double), dbl_cmp);
-		res->p50 = pct(lat, nl, 0.5);
-		res->p99 = pct(lat, nl, 0.99);
+		bench_sort(lat, nl);
+		res->p50 = bench_pct(lat, nl, 0.5);
+		res->p99 = bench_pct(lat, nl, 0.99);
 		res->max = nl ? lat[nl - 1] : 0;
 	}
 	free(lat);
@@ -1180,10 +1147,9 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	signal(SIGALRM, on_alarm);
+	bench_alarm(opt.alarm_s);
 	signal(SIGPIPE, SIG_IGN);
-	phase("starting");
-	alarm(opt.alarm_s);
+	bench_phase("starting");
 	bh_log_init("bh_bench_flows", LOG_WARNING);
 	G.a = calloc((size_t)opt.agents, sizeof(*G.a));
 	G.n_w = opt.agents * opt.depth;
@@ -1205,7 +1171,7 @@ int main(int argc, char **argv)
 	}
 
 	/* ---- enrollment and connections ---- */
-	phase(bench_fmt("enrolling %d nodes", opt.agents));
+	bench_phase(bench_fmt("enrolling %d nodes", opt.agents));
 	t0 = bench_now_ns();
 	for (int i = 0; i < opt.agents; i++) {
 		struct agent *a = &G.a[i];
@@ -1242,23 +1208,23 @@ int main(int argc, char **argv)
 		  bench_fmt("%.1f s", enroll_s), "-", "-", "-", "-");
 
 	/* ---- transport baselines ---- */
-	phase("baseline: GetNode round trips");
+	bench_phase("baseline: GetNode round trips");
 	if (run_case(M_GETNODE, opt.warm_s / 2, opt.base_s, &getnode))
 		goto out;
-	phase("baseline: empty reports");
+	bench_phase("baseline: empty reports");
 	if (run_case(M_EMPTY, opt.warm_s / 2, opt.base_s, &empty))
 		goto out;
 
 	/* ---- ingestion ---- */
-	phase(bench_fmt("fresh keys: %.0f s warm-up, %.0f s measured", opt.warm_s, opt.secs));
+	bench_phase(bench_fmt("fresh keys: %.0f s warm-up, %.0f s measured", opt.warm_s, opt.secs));
 	if (run_case(M_FRESH, opt.warm_s, opt.secs, &fresh))
 		goto out;
-	phase(bench_fmt("repeated keys: %.0f s warm-up, %.0f s measured", opt.warm_s, opt.secs));
+	bench_phase(bench_fmt("repeated keys: %.0f s warm-up, %.0f s measured", opt.warm_s, opt.secs));
 	if (run_case(M_REPEAT, opt.warm_s, opt.secs, &repeat))
 		goto out;
 
 	/* ---- decode baseline (the controller idle) ---- */
-	phase("baseline: decoding the same batches");
+	bench_phase("baseline: decoding the same batches");
 	if (decode_baseline(M_FRESH, opt.agents, opt.decode_s, &dec_f) ||
 	    decode_baseline(M_REPEAT, opt.agents, opt.decode_s, &dec_r)) {
 		printf("NOTE|the decode baseline failed\n");
@@ -1298,7 +1264,7 @@ int main(int argc, char **argv)
 	       "generator on one thread of this process\n");
 
 	/* ---- the check: every call is answered now, so every stored report is committed ---- */
-	phase("checking the controller's counts and flows.db");
+	bench_phase("checking the controller's counts and flows.db");
 	bad = check();
 	printf("NOTE|in the whole run: %llu reports answered OK, %llu refused as busy, %llu calls "
 	       "failed%s%s\n",

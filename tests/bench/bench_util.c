@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +34,46 @@ double bench_median(double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), dbl_cmp);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void bench_sort(double *v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), dbl_cmp);
+}
+
+double bench_pct(const double *v, size_t n, double p)
+{
+	size_t k = (size_t)((double)n * p);
+
+	return n ? v[k < n ? k : n - 1] : 0;
+}
+
+static unsigned int alarm_s;
+static char alarm_msg[200];
+
+static void on_alarm(int sig)
+{
+	ssize_t w;
+
+	(void)sig;
+	w = write(1, alarm_msg, strlen(alarm_msg)); /* async-signal-safe */
+	(void)w;
+	_exit(4);
+}
+
+void bench_phase(const char *what)
+{
+	snprintf(alarm_msg, sizeof(alarm_msg), "NOTE|STOPPED by the %u s time limit during: %s\n",
+		 alarm_s, what);
+	bench_log("%s", what);
+}
+
+void bench_alarm(unsigned int secs)
+{
+	alarm_s = secs;
+	signal(SIGALRM, on_alarm);
+	alarm(secs);
 }
 
 int bench_netns_open(const char *name)
