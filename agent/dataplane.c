@@ -412,8 +412,7 @@ static int read_gen(struct agent_dp *dp, unsigned int gen, struct dp_vec *out)
 		if (errno != ENOENT)
 			return -errno;
 	}
-	if (out->n > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(out->v, out->n, sizeof(*out->v), entry_cmp);
+	bh_sort(out->v, out->n, sizeof(*out->v), entry_cmp);
 	return 0;
 }
 
@@ -851,8 +850,7 @@ int agent_dp_apply_snapshot(struct agent_dp *dp, const Bulkhead__NodePolicy *np,
 	for (size_t i = 0; i < np->n_rules; i++)
 		if ((rc = rule_entries(np->rules[i], false, &want, err)))
 			goto out;
-	if (want.n > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(want.v, want.n, sizeof(*want.v), entry_cmp);
+	bh_sort(want.v, want.n, sizeof(*want.v), entry_cmp);
 	for (size_t i = 1; i < want.n; i++) {
 		if (entry_cmp(&want.v[i - 1], &want.v[i]) == 0) {
 			rc = bh_error_set(err, -EEXIST, "%s overlaps %s",

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bulkhead/smap.h"
+#include "bulkhead/util.h"
 
 
 static uint64_t smap_hash(const char *s)
@@ -126,7 +127,6 @@ struct bh_smap_ent **bh_smap_sorted(const struct bh_smap *m)
 	for (size_t i = 0; i < m->nb; i++)
 		for (struct bh_smap_ent *e = m->b[i]; e; e = e->next)
 			v[k++] = e;
-	if (k > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(v, k, sizeof(*v), smap_ent_cmp);
+	bh_sort(v, k, sizeof(*v), smap_ent_cmp);
 	return v;
 }

@@ -37,6 +37,12 @@ uint64_t bh_mono_ns_to_unix_ns(uint64_t mono_ns)
 	return mono_ns > now_mono ? now_real : now_real - (now_mono - mono_ns);
 }
 
+void bh_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 int bh_grow(void **v, size_t *cap, size_t want, size_t size)
 {
 	size_t nc;

@@ -869,8 +869,7 @@ static int emit_group(uint32_t local, const struct raw *g, size_t n, struct ctl_
 		bounds[nb++] = g[i].lo;
 		bounds[nb++] = g[i].hi + 1;
 	}
-	if (nb > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(bounds, nb, sizeof(*bounds), u32_cmp);
+	bh_sort(bounds, nb, sizeof(*bounds), u32_cmp);
 	{
 		uint32_t cur_lo = 0, cur_hi = 0, cur_id = 0;
 		bool open = false;
@@ -1147,8 +1146,7 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 		if (BH_PUSH(ids, nids, cids, i))
 			goto out;
 	}
-	if (o.n_eps > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(o.eps, o.n_eps, sizeof(*o.eps), cep_cmp);
+	bh_sort(o.eps, o.n_eps, sizeof(*o.eps), cep_cmp);
 	if (nids)
 		qsort(ids, nids, sizeof(*ids), ident_ptr_cmp);
 	/* rules: the hosted identities' rules, in identity order */
@@ -1219,8 +1217,7 @@ static int node_compose(struct ctl_compiler *c, struct node *n, bool *changed)
 	if (o.n_ipc) {
 		size_t u = 0;
 
-		if (o.n_ipc > 1) /* qsort() takes no NULL, even for 0 elements */
-			qsort(o.ipc, o.n_ipc, sizeof(*o.ipc), cipc_cmp);
+		bh_sort(o.ipc, o.n_ipc, sizeof(*o.ipc), cipc_cmp);
 		/* one identity per prefix: a workload's own address wins over a CIDR identity
 		 * of the same /32 or /128 (workload identities sort after? no: decide by kind) */
 		for (size_t k = 0; k < o.n_ipc; k++) {
@@ -1717,8 +1714,7 @@ int ctl_compiler_each_identity(const struct ctl_compiler *c,
 
 	if (!v)
 		return -ENOMEM;
-	if (c->idents.n > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(v, c->idents.n, sizeof(*v), ident_id_cmp);
+	bh_sort(v, c->idents.n, sizeof(*v), ident_id_cmp);
 	for (size_t k = 0; k < c->idents.n && !rc; k++) {
 		const struct ident *i = v[k]->val;
 

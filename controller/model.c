@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bulkhead/util.h"
 #include "model.h"
 
 #define LABEL_KEY_RULE                                                                             \
@@ -484,8 +485,7 @@ static int sel_requirement_parse(const char *s, size_t n, struct ctl_sel_expr *e
 			break;
 		p = comma + 1;
 	}
-	if (e->n_values > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
+	bh_sort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
 	return 0;
 }
 
@@ -546,8 +546,7 @@ int ctl_selector_parse(const char *text, struct ctl_selector *out, struct bh_err
 			break;
 		p = q + 1;
 	}
-	if (s.n_exprs > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(s.exprs, s.n_exprs, sizeof(*s.exprs), ctl_sel_expr_cmp);
+	bh_sort(s.exprs, s.n_exprs, sizeof(*s.exprs), ctl_sel_expr_cmp);
 	*out = s;
 	return 0;
 out:
@@ -604,8 +603,7 @@ char *ctl_selector_format(const struct ctl_selector *s)
 	}
 	for (size_t i = 0; i < s->n_exprs; i++)
 		all[s->match.n + i] = s->exprs[i]; /* shallow: nothing here is freed */
-	if (n > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(all, n, sizeof(*all), ctl_sel_expr_cmp);
+	bh_sort(all, n, sizeof(*all), ctl_sel_expr_cmp);
 	for (size_t i = 0; i < n; i++) {
 		len += strlen(all[i].key) + 12;
 		for (size_t j = 0; j < all[i].n_values; j++)

@@ -1582,8 +1582,7 @@ int ctl_store_revision_commit(struct ctl_store *st, const struct ctl_object_chan
 	/* sorted, a name given twice sits next to itself; and the rows go in in index order */
 	for (size_t i = 0; i < n; i++)
 		plan[i].ch = &ch[i];
-	if (n > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(plan, n, sizeof(*plan), plan_cmp);
+	bh_sort(plan, n, sizeof(*plan), plan_cmp);
 	for (size_t i = 1; i < n; i++)
 		if (plan_cmp(&plan[i - 1], &plan[i]) == 0) {
 			ret = bh_error_set(err, -EINVAL,

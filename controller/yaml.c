@@ -791,8 +791,7 @@ static int read_expr(struct ld *l, struct ctl_sel_expr *e)
 	if ((e->op == CTL_SEL_EXISTS || e->op == CTL_SEL_DOES_NOT_EXIST) && e->n_values)
 		return fail_key(l, &m, E_VALUES, m.vmark[E_VALUES], "%s takes no values",
 				op_names[e->op]);
-	if (e->n_values > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
+	bh_sort(e->values, e->n_values, sizeof(*e->values), ctl_str_cmp);
 	return 0;
 }
 
@@ -827,8 +826,7 @@ static int read_exprs(struct ld *l, struct ctl_selector *s)
 	path_pop(l, base);
 	if (ret < 0)
 		return ret;
-	if (s->n_exprs > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(s->exprs, s->n_exprs, sizeof(*s->exprs), ctl_sel_expr_cmp);
+	bh_sort(s->exprs, s->n_exprs, sizeof(*s->exprs), ctl_sel_expr_cmp);
 	return 0;
 }
 
@@ -916,8 +914,7 @@ static int check_except(struct ld *l, struct mapr *m, struct ctl_peer *p, const 
 				return fail(l, marks[i], "%s is listed twice", a);
 	}
 	path_pop(l, m->base);
-	if (p->n_except > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(p->except, p->n_except, sizeof(*p->except), prefix_qcmp);
+	bh_sort(p->except, p->n_except, sizeof(*p->except), prefix_qcmp);
 	return 0;
 }
 
@@ -1445,8 +1442,7 @@ static int check_unique(struct ld *l, const struct ctl_docset *s, const yaml_mar
 		return fail_field(l, -ENOMEM, (yaml_mark_t){0}, "(text)", "out of memory");
 	for (size_t i = 0; i < s->n; i++)
 		k[i] = (struct doc_key){s->v[i].kind, ctl_doc_name(&s->v[i]), i};
-	if (s->n > 1) /* qsort() takes no NULL, even for 0 elements */
-		qsort(k, s->n, sizeof(*k), doc_key_cmp);
+	bh_sort(k, s->n, sizeof(*k), doc_key_cmp);
 	for (size_t i = 1; i < s->n; i++) {
 		if (k[i].kind == k[i - 1].kind && !strcmp(k[i].name, k[i - 1].name) &&
 		    k[i].i < dup) {

@@ -11,6 +11,8 @@
 /* Makes room for want elements of size bytes in *v (capacity *cap, doubling from 16). Returns 0,
  * or -ENOMEM with *v and *cap untouched. */
 int bh_grow(void **v, size_t *cap, size_t want, size_t size);
+/* qsort() that takes an empty array (qsort(NULL, 0, ...) is undefined behaviour). */
+void bh_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 /* Appends item to the growable array arr of n elements: 0, or -ENOMEM (arr unchanged). */
 #define BH_PUSH(arr, n, cap, item)                                                                \
 	(bh_grow((void **)&(arr), &(cap), (n) + 1, sizeof(*(arr))) ? -ENOMEM                      \
